@@ -1,0 +1,228 @@
+//! Benchmark tables: CSV files with an architecture column and numeric target columns, either
+//! from a user path or embedded in the binary (`nb201`), so the defaults work offline.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::space::{DynSpace, EncodedArch};
+
+/// Data sets compiled into the binary: name, space, architecture column, zstd-compressed CSV.
+const EMBEDDED: &[(&str, &str, &str, &[u8])] = &[(
+    "nb201",
+    "nb201",
+    "arch_str",
+    include_bytes!("../data/nb201.csv.zst"),
+)];
+
+/// Names accepted by `--data` besides a path.
+pub fn embedded_names() -> Vec<&'static str> {
+    EMBEDDED.iter().map(|e| e.0).collect()
+}
+
+/// A loaded table: the header and every row as strings, parsed lazily per column.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Where the rows came from, for messages (`nb201 (embedded)` or the path).
+    pub source: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// The architecture column this table uses unless the user names another.
+    pub default_arch_col: String,
+}
+
+impl Table {
+    /// Load `source`: the name of an embedded data set or a CSV path.
+    pub fn load(source: &str) -> Result<Self> {
+        if let Some(&(name, _, arch_col, bytes)) = EMBEDDED.iter().find(|e| e.0 == source) {
+            let csv = zstd::decode_all(bytes).context("embedded data set is corrupt")?;
+            return Self::from_reader(&csv[..], format!("{name} (embedded)"), arch_col);
+        }
+        let path = Path::new(source);
+        if !path.exists() {
+            bail!(
+                "data '{source}' is neither an embedded data set ({}) nor an existing file",
+                embedded_names().join(", ")
+            );
+        }
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {source}"))?;
+        Self::from_reader(file, source.to_string(), "arch")
+    }
+
+    /// Which space an embedded data set belongs to.
+    pub fn embedded_space(source: &str) -> Option<&'static str> {
+        EMBEDDED.iter().find(|e| e.0 == source).map(|e| e.1)
+    }
+
+    pub fn from_reader<R: std::io::Read>(
+        reader: R,
+        source: String,
+        default_arch_col: &str,
+    ) -> Result<Self> {
+        let mut csv = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let headers: Vec<String> = csv
+            .headers()
+            .with_context(|| format!("{source}: cannot read the CSV header"))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if headers.iter().all(|h| h.is_empty()) {
+            bail!("{source}: empty file or empty CSV header");
+        }
+        let mut rows = Vec::new();
+        for (i, record) in csv.records().enumerate() {
+            let record = record.map_err(|e| anyhow!("{source}: row {}: {e}", i + 2))?;
+            rows.push(record.iter().map(str::to_string).collect());
+        }
+        if rows.is_empty() {
+            bail!("{source}: no data rows");
+        }
+        Ok(Self {
+            source,
+            headers,
+            rows,
+            default_arch_col: default_arch_col.to_string(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn column_index(&self, name: &str) -> Result<usize> {
+        self.headers.iter().position(|h| h == name).ok_or_else(|| {
+            anyhow!(
+                "{}: no column '{name}' (columns: {})",
+                self.source,
+                self.headers.join(", ")
+            )
+        })
+    }
+
+    /// The raw strings of one column.
+    pub fn column(&self, name: &str) -> Result<Vec<&str>> {
+        let idx = self.column_index(name)?;
+        Ok(self
+            .rows
+            .iter()
+            .map(|r| r.get(idx).map_or("", String::as_str))
+            .collect())
+    }
+
+    /// A numeric target column; rejects empty, non-numeric, NaN and infinite values.
+    pub fn target(&self, name: &str) -> Result<Vec<f64>> {
+        let values = self.column(name)?;
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let x: f64 = v.parse().map_err(|_| {
+                    anyhow!(
+                        "{}: row {}: target '{name}' value '{v}' is not a number",
+                        self.source,
+                        i + 2
+                    )
+                })?;
+                if !x.is_finite() {
+                    bail!(
+                        "{}: row {}: target '{name}' value '{v}' is not finite",
+                        self.source,
+                        i + 2
+                    );
+                }
+                Ok(x)
+            })
+            .collect()
+    }
+
+    /// Parse and encode every architecture; duplicates (same canonical architecture) are errors
+    /// because they would leak between training and test rows.
+    pub fn encode(&self, space: &dyn DynSpace, arch_col: Option<&str>) -> Result<Vec<EncodedArch>> {
+        let col = arch_col.unwrap_or(&self.default_arch_col);
+        let texts = self.column(col)?;
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(texts.len());
+        let mut out = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let encoded = space
+                .encode(text)
+                .map_err(|e| anyhow!("{}: row {}: {e}", self.source, i + 2))?;
+            if let Some(first) = seen.insert(encoded.canonical.clone(), i) {
+                bail!(
+                    "{}: rows {} and {} hold the same architecture {}",
+                    self.source,
+                    first + 2,
+                    i + 2,
+                    encoded.canonical
+                );
+            }
+            out.push(encoded);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space;
+
+    fn table(csv: &str) -> Result<Table> {
+        Table::from_reader(csv.as_bytes(), "test.csv".into(), "arch")
+    }
+
+    #[test]
+    fn embedded_nb201_is_complete() {
+        let t = Table::load("nb201").unwrap();
+        assert_eq!(t.len(), 15_625);
+        let acc = t.target("cifar10_test_acc").unwrap();
+        let best = acc.iter().cloned().fold(f64::MIN, f64::max);
+        assert!((best - 94.3733).abs() < 1e-9);
+        let nb201 = space::by_name("nb201").unwrap();
+        assert_eq!(t.encode(nb201.as_ref(), None).unwrap().len(), 15_625);
+    }
+
+    #[test]
+    fn clear_errors() {
+        let space = space::by_name("nb201").unwrap();
+        let t = table("arch,acc\n421211,90\n000000,abc\n").unwrap();
+        let e = t.target("acc").unwrap_err().to_string();
+        assert!(e.contains("row 3") && e.contains("not a number"), "{e}");
+        let e = t.target("missing").unwrap_err().to_string();
+        assert!(
+            e.contains("no column 'missing'") && e.contains("arch, acc"),
+            "{e}"
+        );
+        let t = table("arch,acc\n421211,NaN\n").unwrap();
+        assert!(
+            t.target("acc")
+                .unwrap_err()
+                .to_string()
+                .contains("not finite")
+        );
+        let t = table("arch,acc\n421211,1\n|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|,2\n").unwrap();
+        let e = t.encode(space.as_ref(), None).unwrap_err().to_string();
+        assert!(e.contains("rows 2 and 3 hold the same"), "{e}");
+        let t = table("arch,acc\n42121x,1\n").unwrap();
+        let e = t.encode(space.as_ref(), None).unwrap_err().to_string();
+        assert!(e.contains("row 2"), "{e}");
+        assert!(
+            table("arch,acc\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no data rows")
+        );
+        assert!(
+            Table::load("/no/such/file.csv")
+                .unwrap_err()
+                .to_string()
+                .contains("neither")
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The shared bidirectional GCN and the global (sequence-of-cells) encoder built on it.
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use rand_chacha::ChaCha8Rng;
+
+use super::layers::{Dense, dropout};
+use crate::encoding::PackedGraphs;
+
+/// `V' = 1/2 ReLU(F V W+) + 1/2 ReLU(B V W-)`: one weight matrix per direction, applied as a
+/// single `[H, 2H]` product before the two propagations.
+#[derive(Module, Debug)]
+pub struct BiGcnLayer {
+    both: Dense,
+    hidden: usize,
+}
+
+impl BiGcnLayer {
+    pub fn new(d_in: usize, hidden: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        Self {
+            both: Dense::new(d_in, 2 * hidden, rng, device),
+            hidden,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>, forward: &Tensor<3>, backward: &Tensor<3>) -> Tensor<3> {
+        let xw = self.both.forward3(x);
+        let h = self.hidden;
+        let along = forward.clone().matmul(xw.clone().narrow(2, 0, h));
+        let against = backward.clone().matmul(xw.narrow(2, h, h));
+        (relu(along) + relu(against)).mul_scalar(0.5)
+    }
+}
+
+/// The padded batch of [`PackedGraphs`] as tensors, one entry per sequence position.
+pub struct GraphTensors {
+    pub batch: usize,
+    pub positions: Vec<PositionTensors>,
+    /// Whether any sequence is shorter than the longest (then padding positions must carry z).
+    pub ragged: bool,
+}
+
+pub struct PositionTensors {
+    /// `[B, N, V]`
+    pub features: Tensor<3>,
+    /// `[B, N, N]`
+    pub forward: Tensor<3>,
+    /// `[B, N, N]`
+    pub backward: Tensor<3>,
+    /// `[B, 1, N]`: mean-pooling weights.
+    pub pool: Tensor<3>,
+    /// `[B, 1]`: this cell's share of the sequence mean.
+    pub cell_weight: Tensor<2>,
+    /// `[B, 1]`: 1 for a real cell.
+    pub cell_mask: Tensor<2>,
+}
+
+impl GraphTensors {
+    pub fn new(packed: &PackedGraphs, device: &Device) -> Self {
+        let (b, n, v) = (packed.batch, packed.nodes, packed.vocab);
+        let positions = (0..packed.seq_len)
+            .map(|l| {
+                let slice =
+                    |data: &[f32], per: usize| data[l * b * per..(l + 1) * b * per].to_vec();
+                PositionTensors {
+                    features: Tensor::from_data(
+                        TensorData::new(slice(&packed.features, n * v), [b, n, v]),
+                        device,
+                    ),
+                    forward: Tensor::from_data(
+                        TensorData::new(slice(&packed.forward, n * n), [b, n, n]),
+                        device,
+                    ),
+                    backward: Tensor::from_data(
+                        TensorData::new(slice(&packed.backward, n * n), [b, n, n]),
+                        device,
+                    ),
+                    pool: Tensor::from_data(
+                        TensorData::new(slice(&packed.pool, n), [b, 1, n]),
+                        device,
+                    ),
+                    cell_weight: Tensor::from_data(
+                        TensorData::new(slice(&packed.cell_weight, 1), [b, 1]),
+                        device,
+                    ),
+                    cell_mask: Tensor::from_data(
+                        TensorData::new(slice(&packed.cell_mask, 1), [b, 1]),
+                        device,
+                    ),
+                }
+            })
+            .collect();
+        Self {
+            batch: b,
+            positions,
+            ragged: packed.cell_mask.iter().any(|&m| m == 0.0),
+        }
+    }
+}
+
+/// Embeds node types, runs the shared GCN over each cell in sequence with the previous cell's
+/// pooled feature added to every node (`z`-passing), and returns the mean of the pooled cell
+/// features. With a one-cell sequence this is the NP encoder.
+#[derive(Module, Debug)]
+pub struct SequenceGcn {
+    embed: Dense,
+    layers: Vec<BiGcnLayer>,
+    hidden: usize,
+    dropout: f64,
+    /// Whether `z` flows from cell to cell (HyperNAS) or every cell starts from zero (ablation).
+    pass_z: bool,
+}
+
+impl SequenceGcn {
+    pub fn new(
+        vocab: usize,
+        hidden: usize,
+        layers: usize,
+        dropout: f64,
+        pass_z: bool,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Self {
+        let embed = Dense::new(vocab, hidden, rng, device);
+        let layers = (0..layers)
+            .map(|_| BiGcnLayer::new(hidden, hidden, rng, device))
+            .collect();
+        Self {
+            embed,
+            layers,
+            hidden,
+            dropout,
+            pass_z,
+        }
+    }
+
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// `[B, H]` global embedding. `rng` enables dropout (training).
+    pub fn forward(&self, graphs: &GraphTensors, mut rng: Option<&mut ChaCha8Rng>) -> Tensor<2> {
+        let device = graphs.positions[0].features.device();
+        let b = graphs.batch;
+        let mut z: Option<Tensor<2>> = None;
+        let mut sum: Option<Tensor<2>> = None;
+        for pos in &graphs.positions {
+            let mut x = self.embed.forward3(pos.features.clone());
+            if let (Some(z), true) = (&z, self.pass_z) {
+                x = x + z.clone().unsqueeze_dim(1);
+            }
+            for layer in &self.layers {
+                x = layer.forward(x, &pos.forward, &pos.backward);
+                x = dropout(x, self.dropout, rng.as_deref_mut());
+            }
+            let pooled: Tensor<2> = pos.pool.clone().matmul(x).reshape([b, self.hidden]);
+            let weighted = pooled.clone() * pos.cell_weight.clone();
+            sum = Some(match sum {
+                Some(s) => s + weighted,
+                None => weighted,
+            });
+            z = Some(match (z, graphs.ragged) {
+                (Some(prev), true) => {
+                    pooled * pos.cell_mask.clone()
+                        + prev * (pos.cell_mask.clone().neg().add_scalar(1.0))
+                }
+                _ => pooled,
+            });
+        }
+        sum.unwrap_or_else(|| Tensor::zeros([b, self.hidden], &device))
+    }
+}

@@ -1,0 +1,145 @@
+//! Search spaces. Each space is one file implementing [`SearchSpace`]; the rest of the crate
+//! sees a space only through that trait (or its type-erased twin [`DynSpace`]), so adding a
+//! space never touches the predictor, training or CLI code.
+
+pub mod nb201;
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use rand::RngCore;
+
+use crate::encoding::{CellGraph, GlobalEncoding};
+
+/// Why an architecture string was rejected. One line, meant for a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ArchError(pub String);
+
+impl ArchError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// A search space: how its architectures are written, checked, sampled, varied and encoded.
+pub trait SearchSpace: Send + Sync + 'static {
+    type Arch: Clone + Eq + Hash + Debug + Send + Sync;
+
+    /// Short name used on the command line (`nb201`).
+    fn name(&self) -> &'static str;
+
+    /// Parse any accepted textual form of an architecture.
+    fn parse(&self, text: &str) -> Result<Self::Arch, ArchError>;
+
+    /// The canonical string, the form the benchmark itself uses.
+    fn format(&self, arch: &Self::Arch) -> String;
+
+    /// A uniformly random architecture.
+    fn sample(&self, rng: &mut dyn RngCore) -> Self::Arch;
+
+    /// A random neighbour that differs in one decision.
+    fn mutate(&self, arch: &Self::Arch, rng: &mut dyn RngCore) -> Self::Arch;
+
+    /// Every architecture, if the space is small enough to list.
+    fn enumerate(&self) -> Option<Vec<Self::Arch>> {
+        None
+    }
+
+    /// Names of the node types that may appear in any cell graph of this space, searchable
+    /// operations and the fixed blocks of the skeleton alike. Node features index this list.
+    fn node_vocabulary(&self) -> &[&'static str];
+
+    /// The searchable cell on its own (what the NP baseline sees).
+    fn cell_graph(&self, arch: &Self::Arch) -> CellGraph;
+
+    /// The whole network as a sequence of cell graphs (what HyperNAS sees).
+    fn global_encoding(&self, arch: &Self::Arch) -> GlobalEncoding;
+
+    /// A fixed-length numeric encoding for non-graph baselines (one-hot of the decisions).
+    fn flat_features(&self, arch: &Self::Arch) -> Vec<f32>;
+}
+
+/// An architecture after parsing, carried through the space-agnostic core in every form the
+/// predictors need.
+#[derive(Debug, Clone)]
+pub struct EncodedArch {
+    pub canonical: String,
+    pub cell: CellGraph,
+    pub global: GlobalEncoding,
+    pub flat: Vec<f32>,
+}
+
+/// Object-safe view of a [`SearchSpace`], working on strings, so the CLI can pick a space at
+/// run time.
+pub trait DynSpace: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn encode(&self, text: &str) -> Result<EncodedArch, ArchError>;
+    fn canonical(&self, text: &str) -> Result<String, ArchError>;
+    fn sample_string(&self, rng: &mut dyn RngCore) -> String;
+    fn mutate_string(&self, text: &str, rng: &mut dyn RngCore) -> Result<String, ArchError>;
+    fn enumerate_strings(&self) -> Option<Vec<String>>;
+    fn node_vocabulary(&self) -> &[&'static str];
+    fn flat_dim(&self) -> usize;
+}
+
+impl<S: SearchSpace> DynSpace for S {
+    fn name(&self) -> &'static str {
+        SearchSpace::name(self)
+    }
+
+    fn encode(&self, text: &str) -> Result<EncodedArch, ArchError> {
+        let arch = self.parse(text)?;
+        Ok(EncodedArch {
+            canonical: self.format(&arch),
+            cell: self.cell_graph(&arch),
+            global: self.global_encoding(&arch),
+            flat: self.flat_features(&arch),
+        })
+    }
+
+    fn canonical(&self, text: &str) -> Result<String, ArchError> {
+        self.parse(text).map(|a| self.format(&a))
+    }
+
+    fn sample_string(&self, rng: &mut dyn RngCore) -> String {
+        let arch = self.sample(rng);
+        self.format(&arch)
+    }
+
+    fn mutate_string(&self, text: &str, rng: &mut dyn RngCore) -> Result<String, ArchError> {
+        let arch = self.parse(text)?;
+        Ok(self.format(&self.mutate(&arch, rng)))
+    }
+
+    fn enumerate_strings(&self) -> Option<Vec<String>> {
+        self.enumerate()
+            .map(|all| all.iter().map(|a| self.format(a)).collect())
+    }
+
+    fn node_vocabulary(&self) -> &[&'static str] {
+        SearchSpace::node_vocabulary(self)
+    }
+
+    fn flat_dim(&self) -> usize {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let arch = self.sample(&mut rng);
+        self.flat_features(&arch).len()
+    }
+}
+
+use rand::SeedableRng;
+
+/// Names accepted by `--space`.
+pub const SPACE_NAMES: &[&str] = &["nb201"];
+
+/// Look a space up by its command-line name.
+pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
+    match name {
+        "nb201" | "nasbench201" | "nas-bench-201" => Ok(Box::new(nb201::Nb201Space::default())),
+        other => Err(ArchError::new(format!(
+            "unknown search space '{other}' (known: {})",
+            SPACE_NAMES.join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,361 @@
+//! End-to-end runs of the `hypernas` binary on small slices of the embedded NB201 table.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+fn hypernas() -> Command {
+    Command::cargo_bin("hypernas").expect("binary built")
+}
+
+/// The first `rows` rows of the embedded table as a CSV with an `arch` column.
+fn small_csv(dir: &Path, name: &str, rows: usize, skip: usize) -> PathBuf {
+    let table = hypernas::data::Table::load("nb201").unwrap();
+    let archs = table.column("arch_str").unwrap();
+    let acc = table.column("cifar10_test_acc").unwrap();
+    let mut text = String::from("arch,acc\n");
+    for i in skip..skip + rows {
+        text.push_str(&format!("{},{}\n", archs[i], acc[i]));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// A failing run: non-zero exit, one `error:` line, no panic.
+fn assert_clean_failure(output: &std::process::Output, needle: &str) {
+    let err = stderr_of(output);
+    assert!(!output.status.success(), "expected failure, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("error:"), "{err}");
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+}
+
+fn train_small(dir: &Path, predictor: &str, seed: u64, name: &str) -> PathBuf {
+    let model = dir.join(name);
+    hypernas()
+        .args([
+            "train",
+            "--space",
+            "nb201",
+            "--data",
+            "nb201",
+            "--target",
+            "cifar10_test_acc",
+        ])
+        .args([
+            "--train-size",
+            "30",
+            "--epochs",
+            "4",
+            "--predictor",
+            predictor,
+        ])
+        .args(["--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success();
+    model
+}
+
+#[test]
+fn train_predict_eval_round_trip() {
+    let dir = TempDir::new().unwrap();
+    let model = train_small(dir.path(), "hypernas-p", 1, "m.safetensors");
+    let input = small_csv(dir.path(), "in.csv", 50, 100);
+    let out = dir.path().join("pred.csv");
+    hypernas()
+        .args(["predict", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let pred = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = pred.lines().collect();
+    assert_eq!(lines[0], "arch,prediction");
+    assert_eq!(lines.len(), 51);
+    let input_text = std::fs::read_to_string(&input).unwrap();
+    let first_input_arch = input_text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    assert!(lines[1].starts_with(first_input_arch));
+    let value: f64 = lines[1].rsplit(',').next().unwrap().parse().unwrap();
+    assert!(value.is_finite());
+
+    let output = hypernas()
+        .args(["eval", "--json", "--target", "acc", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let n = json["metrics"]["n"].as_u64().unwrap();
+    let excluded = json["excluded_training_rows"].as_u64().unwrap();
+    assert_eq!(n + excluded, 50);
+    let tau = json["metrics"]["kendall_tau"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&tau));
+}
+
+#[test]
+fn eval_leaves_out_the_training_rows() {
+    let dir = TempDir::new().unwrap();
+    let model = train_small(dir.path(), "np", 3, "m.safetensors");
+    let output = hypernas()
+        .args(["eval", "--json", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["excluded_training_rows"], 30);
+    assert_eq!(json["metrics"]["n"], 15_625 - 30);
+}
+
+#[test]
+fn same_seed_same_model_file() {
+    let dir = TempDir::new().unwrap();
+    let a = train_small(dir.path(), "hypernas-p", 7, "a.safetensors");
+    let b = train_small(dir.path(), "hypernas-p", 7, "b.safetensors");
+    let c = train_small(dir.path(), "hypernas-p", 8, "c.safetensors");
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    assert_eq!(read(&a), read(&b));
+    assert_ne!(read(&a), read(&c));
+}
+
+#[test]
+fn train_file_uses_exactly_its_rows() {
+    let dir = TempDir::new().unwrap();
+    let train = small_csv(dir.path(), "train.csv", 25, 0);
+    let model = dir.path().join("m.safetensors");
+    hypernas()
+        .args([
+            "train",
+            "--space",
+            "nb201",
+            "--target",
+            "acc",
+            "--predictor",
+            "mlp",
+            "--epochs",
+            "3",
+        ])
+        .arg("--train-file")
+        .arg(&train)
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success();
+    let output = hypernas()
+        .args(["eval", "--json", "--target", "cifar10_test_acc", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["excluded_training_rows"], 25);
+}
+
+#[test]
+fn bad_inputs_fail_cleanly_without_output() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let run = |args: &[&str]| {
+        hypernas()
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+
+    assert_clean_failure(
+        &run(&["train", "--space", "nb201", "--data", "/no/such.csv"]),
+        "neither an embedded",
+    );
+    assert_clean_failure(
+        &run(&["train", "--target", "no_such_column"]),
+        "no column 'no_such_column'",
+    );
+    assert_clean_failure(&run(&["train", "--train-size", "0"]), "--train-size");
+    assert_clean_failure(&run(&["train", "--space", "nb999"]), "unknown search space");
+
+    let bad_arch = dir.path().join("bad_arch.csv");
+    std::fs::write(
+        &bad_arch,
+        "arch,acc\n421211,90\n|conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|,80\n",
+    )
+    .unwrap();
+    assert_clean_failure(
+        &run(&[
+            "train",
+            "--space",
+            "nb201",
+            "--target",
+            "acc",
+            "--train-file",
+            bad_arch.to_str().unwrap(),
+        ]),
+        "unknown NB201 operation 'conv_9x9'",
+    );
+    let nan = dir.path().join("nan.csv");
+    std::fs::write(&nan, "arch,acc\n421211,90\n000000,NaN\n").unwrap();
+    assert_clean_failure(
+        &run(&[
+            "train",
+            "--space",
+            "nb201",
+            "--target",
+            "acc",
+            "--train-file",
+            nan.to_str().unwrap(),
+        ]),
+        "not finite",
+    );
+    let dup = dir.path().join("dup.csv");
+    std::fs::write(&dup, "arch,acc\n421211,90\n421211,80\n").unwrap();
+    assert_clean_failure(
+        &run(&[
+            "train",
+            "--space",
+            "nb201",
+            "--target",
+            "acc",
+            "--train-file",
+            dup.to_str().unwrap(),
+        ]),
+        "same architecture",
+    );
+    assert_clean_failure(&run(&["train", "--lr", "NaN"]), "--lr");
+    assert!(!out.exists(), "no model may be written by a failed run");
+
+    let missing_dir = dir.path().join("nope").join("m.safetensors");
+    let output = hypernas()
+        .args(["train", "--epochs", "1", "--out"])
+        .arg(&missing_dir)
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "does not exist");
+}
+
+#[test]
+fn corrupt_or_foreign_models_are_rejected() {
+    let dir = TempDir::new().unwrap();
+    let model = train_small(dir.path(), "np", 0, "m.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    let pred = dir.path().join("p.csv");
+    let predict = |m: &Path| {
+        hypernas()
+            .args(["predict", "--model"])
+            .arg(m)
+            .arg("--out")
+            .arg(&pred)
+            .output()
+            .unwrap()
+    };
+
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a model at all").unwrap();
+    assert_clean_failure(&predict(&garbage), "not a hypernas model");
+
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    assert_clean_failure(&predict(&truncated), "corrupt");
+
+    let marker = br#"\"format_version\":1"#;
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("header layout changed")
+        + marker.len()
+        - 1;
+    let newer = dir.path().join("newer.safetensors");
+    let mut patched = bytes.clone();
+    patched[at] = b'9';
+    std::fs::write(&newer, &patched).unwrap();
+    assert_clean_failure(&predict(&newer), "format version 9");
+
+    assert_clean_failure(
+        &predict(&dir.path().join("absent.safetensors")),
+        "cannot read model",
+    );
+    assert!(!pred.exists());
+}
+
+#[test]
+fn bench_writes_tables_and_plot() {
+    let dir = TempDir::new().unwrap();
+    let out_dir = dir.path().join("bench");
+    let output = hypernas()
+        .args([
+            "bench",
+            "nb201",
+            "--sizes",
+            "20,40",
+            "--seeds",
+            "2",
+            "--predictors",
+            "np,mlp",
+        ])
+        .args(["--epochs", "3", "--jobs", "2", "--out-dir"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("| np |") && stdout.contains("N=40"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 8);
+    assert!(
+        std::fs::read_to_string(out_dir.join("tau.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+    let summary = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 4);
+}
+
+#[test]
+fn demo_runs_and_reports_a_top_10() {
+    let output = hypernas()
+        .args([
+            "demo",
+            "--train-size",
+            "30",
+            "--epochs",
+            "3",
+            "--predictor",
+            "np",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Kendall tau"), "{stdout}");
+    assert!(stdout.contains("predicted top-10"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("|+|")).count(),
+        10,
+        "{stdout}"
+    );
+}
