@@ -259,9 +259,12 @@ pub struct BenchArgs {
     /// Training-set sizes.
     #[arg(long, value_delimiter = ',', default_values_t = vec![39, 78, 156, 469, 781, 1563])]
     pub sizes: Vec<usize>,
-    /// Number of seeds (0, 1, ..).
+    /// Number of seeds.
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
+    /// First seed (seeds run first-seed, first-seed + 1, ..). Tune on seeds you do not report.
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
     /// Predictors to compare.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = PredictorKind::ALL.to_vec())]
     pub predictors: Vec<PredictorKind>,
@@ -549,7 +552,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         archs: &l.archs,
         targets: &l.targets,
         sizes: a.sizes.clone(),
-        seeds: (0..a.seeds).collect(),
+        seeds: (a.first_seed..a.first_seed.saturating_add(a.seeds)).collect(),
         predictors: a.predictors.clone(),
         configure: &configure,
     };

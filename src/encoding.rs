@@ -3,7 +3,7 @@
 //! sequences into dense, batched arrays that the GCN consumes.
 
 /// One cell: nodes are operations, edges go from a lower to a higher node index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CellGraph {
     /// Node types, as indices into the space's node vocabulary.
     ops: Vec<u16>,
@@ -51,11 +51,50 @@ impl CellGraph {
     pub fn num_edges(&self) -> usize {
         self.adjacency.iter().filter(|&&e| e).count()
     }
+
+    /// The cell as it computes: nodes whose op outputs nothing (`is_zero`, e.g. `none`) are
+    /// dropped, and so is every node not on a path from node 0 (input) to the last node
+    /// (output). Functionally equal cells then get equal graphs, and the GCN sees only the data
+    /// flow that exists. A cell with no input-output path keeps just its two end nodes.
+    pub fn pruned(&self, is_zero: impl Fn(u16) -> bool) -> CellGraph {
+        let n = self.num_nodes();
+        if n < 2 {
+            return self.clone();
+        }
+        let (input, output) = (0, n - 1);
+        let alive: Vec<bool> = (0..n)
+            .map(|i| i == input || i == output || !is_zero(self.ops[i]))
+            .collect();
+        let mut from_input = vec![false; n];
+        from_input[input] = true;
+        for j in 1..n {
+            from_input[j] = alive[j] && (0..j).any(|i| from_input[i] && self.has_edge(i, j));
+        }
+        let mut to_output = vec![false; n];
+        to_output[output] = true;
+        for i in (0..n - 1).rev() {
+            to_output[i] = alive[i] && (i + 1..n).any(|j| to_output[j] && self.has_edge(i, j));
+        }
+        let connected = from_input[output];
+        let keep: Vec<usize> = (0..n)
+            .filter(|&i| i == input || i == output || (connected && from_input[i] && to_output[i]))
+            .collect();
+        let ops = keep.iter().map(|&i| self.ops[i]).collect();
+        let mut edges = Vec::new();
+        for (a, &i) in keep.iter().enumerate() {
+            for (b, &j) in keep.iter().enumerate() {
+                if connected && self.has_edge(i, j) {
+                    edges.push((a, b));
+                }
+            }
+        }
+        CellGraph::new(ops, &edges)
+    }
 }
 
 /// The whole network, in execution order, as cell graphs; fixed blocks of the skeleton (stem,
 /// reduction blocks, head) are cells too.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GlobalEncoding {
     pub cells: Vec<CellGraph>,
 }
@@ -185,6 +224,23 @@ mod tests {
         assert_eq!(p.cell_weight[0], 0.5);
         let pad_features: f32 = p.features[(3 * 4) * 4..(4 * 4) * 4].iter().sum();
         assert_eq!(pad_features, 0.0);
+    }
+
+    #[test]
+    fn pruning_drops_zero_ops_and_dead_ends() {
+        // 0 -> 1(zero) -> 3, 0 -> 2 -> 3, 0 -> 4(dead end, reaches nothing), 3 -> 5
+        let g = CellGraph::new(
+            vec![0, 9, 2, 2, 2, 1],
+            &[(0, 1), (1, 3), (0, 2), (2, 3), (0, 4), (3, 5)],
+        );
+        let p = g.pruned(|op| op == 9);
+        assert_eq!(p.ops(), &[0, 2, 2, 1]);
+        assert!(p.has_edge(0, 1) && p.has_edge(1, 2) && p.has_edge(2, 3));
+        assert_eq!(p.num_edges(), 3);
+        // no path at all: only the end nodes remain
+        let cut = CellGraph::new(vec![0, 9, 1], &[(0, 1), (1, 2)]).pruned(|op| op == 9);
+        assert_eq!(cut.ops(), &[0, 1]);
+        assert_eq!(cut.num_edges(), 0);
     }
 
     #[test]

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::loss::{RankLoss, mse, pairwise_rank};
 use crate::model::{BatchInput, ModelConfig, PredictorKind, Regressor};
+use std::collections::HashMap;
+
+use crate::encoding::{CellGraph, GlobalEncoding};
 use crate::space::EncodedArch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -73,12 +76,12 @@ pub fn default_configs(
     let train = TrainConfig {
         epochs: 200,
         batch_size: 16,
-        lr: 1e-3,
+        lr: 3e-3,
         lr_min_ratio: 0.01,
         weight_decay: 1e-3,
         optimizer: OptimizerKind::Adamw,
         rank_loss: Some(RankLoss::Logistic),
-        rank_weight: 0.5,
+        rank_weight: 1.0,
         max_steps: 2000,
         seed,
     };
@@ -122,7 +125,7 @@ pub struct Fitted {
 }
 
 /// Number of architectures scored per forward pass at inference.
-pub const INFERENCE_BATCH: usize = 256;
+pub const INFERENCE_BATCH: usize = 64;
 
 /// Train a regressor on `archs` with `targets` (raw units). `progress` ticks once per epoch.
 pub fn fit(
@@ -209,33 +212,60 @@ impl Fitted {
     }
 
     /// Like [`Fitted::predict`] on at most `threads` threads (whole batches per thread).
+    /// Architectures with the same encoding (e.g. NB201 cells equal after pruning) are scored
+    /// once.
     pub fn predict_with_threads(&self, archs: &[EncodedArch], threads: usize) -> Vec<f64> {
-        let batches = archs.len().div_ceil(INFERENCE_BATCH).max(1);
+        let (unique, slot_of) = self.distinct_inputs(archs);
+        let batches = unique.len().div_ceil(INFERENCE_BATCH).max(1);
         let threads = threads.clamp(1, batches);
-        if threads == 1 {
-            return self.predict_serial(archs);
-        }
-        let per_thread = batches.div_ceil(threads) * INFERENCE_BATCH;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = archs
-                .chunks(per_thread)
-                .map(|part| scope.spawn(move || self.predict_serial(part)))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("inference thread panicked"))
-                .collect()
-        })
+        let scores: Vec<f64> = if threads == 1 {
+            self.predict_serial(&unique)
+        } else {
+            let per_thread = batches.div_ceil(threads) * INFERENCE_BATCH;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = unique
+                    .chunks(per_thread)
+                    .map(|part| scope.spawn(move || self.predict_serial(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("inference thread panicked"))
+                    .collect()
+            })
+        };
+        slot_of.iter().map(|&s| scores[s]).collect()
     }
 
-    fn predict_serial(&self, archs: &[EncodedArch]) -> Vec<f64> {
+    /// The architectures whose model input differs, and for each input architecture the index
+    /// of its representative.
+    fn distinct_inputs<'a>(&self, archs: &'a [EncodedArch]) -> (Vec<&'a EncodedArch>, Vec<usize>) {
+        let mut unique: Vec<&EncodedArch> = Vec::new();
+        let mut slot_of = Vec::with_capacity(archs.len());
+        let mut seen_global: HashMap<&GlobalEncoding, usize> = HashMap::new();
+        let mut seen_cell: HashMap<&CellGraph, usize> = HashMap::new();
+        for arch in archs {
+            let slot = match self.model_config.kind {
+                PredictorKind::HypernasP => {
+                    *seen_global.entry(&arch.global).or_insert(unique.len())
+                }
+                PredictorKind::Np => *seen_cell.entry(&arch.cell).or_insert(unique.len()),
+                PredictorKind::Mlp => unique.len(),
+            };
+            if slot == unique.len() {
+                unique.push(arch);
+            }
+            slot_of.push(slot);
+        }
+        (unique, slot_of)
+    }
+
+    fn predict_serial(&self, archs: &[&EncodedArch]) -> Vec<f64> {
         let device = Device::flex();
         let mut out = Vec::with_capacity(archs.len());
         for chunk in archs.chunks(INFERENCE_BATCH) {
-            let refs: Vec<&EncodedArch> = chunk.iter().collect();
             let input = BatchInput::new(
                 self.model_config.kind,
-                &refs,
+                chunk,
                 self.model_config.vocab,
                 &device,
             );
