@@ -525,7 +525,12 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
     let space = space::by_name(&a.space)?;
-    let data = a.data.clone().unwrap_or_else(|| space.name().to_string());
+    let data = match &a.data {
+        Some(d) => d.clone(),
+        None => Table::embedded_for_space(space.name())
+            .ok_or_else(|| anyhow!("no embedded data for space {}; pass --data", space.name()))?
+            .to_string(),
+    };
     let l = load_labelled(&data, space.as_ref(), a.arch_col.as_deref(), &a.target)?;
     if a.timing {
         return bench_timing(&a, space.as_ref(), &l);

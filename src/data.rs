@@ -55,6 +55,14 @@ impl Table {
         EMBEDDED.iter().find(|e| e.0 == source).map(|e| e.1)
     }
 
+    /// The embedded data set of a space (`nb201-unpruned` reads `nb201`), if there is one.
+    pub fn embedded_for_space(space: &str) -> Option<&'static str> {
+        EMBEDDED
+            .iter()
+            .find(|e| space == e.1 || space.starts_with(&format!("{}-", e.1)))
+            .map(|e| e.0)
+    }
+
     pub fn from_reader<R: std::io::Read>(
         reader: R,
         source: String,

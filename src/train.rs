@@ -74,7 +74,7 @@ pub fn default_configs(
         dropout: 0.1,
     };
     let train = TrainConfig {
-        epochs: 200,
+        epochs: 300,
         batch_size: 16,
         lr: 3e-3,
         lr_min_ratio: 0.01,
@@ -82,7 +82,7 @@ pub fn default_configs(
         optimizer: OptimizerKind::Adamw,
         rank_loss: Some(RankLoss::Logistic),
         rank_weight: 1.0,
-        max_steps: 2000,
+        max_steps: 6000,
         seed,
     };
     (model, train)
@@ -348,13 +348,33 @@ mod tests {
     }
 
     #[test]
+    fn deduplicated_scoring_matches_one_by_one() {
+        let (archs, targets) = toy_problem(40);
+        let (m, mut t) = configs(PredictorKind::HypernasP);
+        t.epochs = 2;
+        let fitted = fit(&m, &t, &archs[..20], &targets[..20], None);
+        // the same architectures twice, in another order
+        let mut mixed: Vec<EncodedArch> = archs[20..].to_vec();
+        mixed.extend(archs[20..].iter().rev().cloned());
+        let batched = fitted.predict_with_threads(&mixed, 2);
+        for (i, arch) in mixed.iter().enumerate() {
+            let alone = fitted.predict_with_threads(std::slice::from_ref(arch), 1)[0];
+            assert!(
+                (batched[i] - alone).abs() < 1e-4,
+                "{i}: {} vs {alone}",
+                batched[i]
+            );
+        }
+    }
+
+    #[test]
     fn effective_epochs_respects_the_step_cap() {
         let (_, mut t) = configs(PredictorKind::Np);
-        t.epochs = 200;
+        t.epochs = 300;
         t.batch_size = 16;
-        t.max_steps = 2000;
-        assert_eq!(t.effective_epochs(156), 200);
-        assert_eq!(t.effective_epochs(1563), 21);
+        t.max_steps = 6000;
+        assert_eq!(t.effective_epochs(156), 300);
+        assert_eq!(t.effective_epochs(1563), 62);
     }
 
     #[test]

@@ -131,12 +131,17 @@ impl<S: SearchSpace> DynSpace for S {
 use rand::SeedableRng;
 
 /// Names accepted by `--space`.
-pub const SPACE_NAMES: &[&str] = &["nb201"];
+pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned"];
 
 /// Look a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
     match name {
         "nb201" | "nasbench201" | "nas-bench-201" => Ok(Box::new(nb201::Nb201Space::default())),
+        // The raw op-on-node encoding, kept for the pruning ablation.
+        "nb201-unpruned" => Ok(Box::new(nb201::Nb201Space {
+            prune: false,
+            ..Default::default()
+        })),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")

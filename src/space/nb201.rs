@@ -216,7 +216,11 @@ impl SearchSpace for Nb201Space {
     type Arch = Nb201Arch;
 
     fn name(&self) -> &'static str {
-        "nb201"
+        if self.prune {
+            "nb201"
+        } else {
+            "nb201-unpruned"
+        }
     }
 
     fn parse(&self, text: &str) -> Result<Nb201Arch, ArchError> {
