@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -274,7 +274,8 @@ pub struct BenchArgs {
     /// Parallel training runs (default: number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Measure training time per epoch and scoring throughput instead of the tau table.
+    /// Measure training time per epoch (N = 156, or the single --sizes value; 5 epochs unless
+    /// --epochs) and the time to score the whole table, instead of the tau table.
     #[arg(long)]
     pub timing: bool,
     #[command(flatten)]
@@ -321,7 +322,7 @@ fn epoch_bar(epochs: usize, label: &str) -> ProgressBar {
     }
     let pb = ProgressBar::new(epochs as u64);
     pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {unit} ({eta} left)")
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} epochs ({eta} left)")
             .expect("valid template")
             .progress_chars("=> "),
     );
@@ -385,7 +386,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             train_archs.len()
         );
     }
-    check_writable(&a.out)?;
+    file::check_writable(&a.out)?;
     let (model_config, train_config) =
         a.model.configs(a.model.predictor, space.as_ref(), a.seed)?;
     let pb = epoch_bar(
@@ -416,29 +417,10 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fail before hours of training if the output cannot be written.
-fn check_writable(path: &Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    Ok(())
-}
-
 fn cmd_predict(a: PredictArgs) -> Result<()> {
     let (header, fitted) = file::load(&a.model)?;
     let space = space::by_name(&header.space)?;
-    check_writable(&a.out)?;
+    file::check_writable(&a.out)?;
     let table = Table::load(&a.data)?;
     let col = a
         .arch_col
@@ -698,12 +680,9 @@ fn write_bench_outputs(
 }
 
 fn bench_timing(a: &BenchArgs, space: &dyn DynSpace, l: &Labelled) -> Result<()> {
-    let size = a
-        .sizes
-        .first()
-        .copied()
-        .filter(|&s| s >= 2 && s < l.archs.len())
-        .unwrap_or(156.min(l.archs.len() - 1));
+    // One --sizes value picks the training size; otherwise 156, the demo's size.
+    let wanted = if a.sizes.len() == 1 { a.sizes[0] } else { 156 };
+    let size = wanted.clamp(2, l.archs.len() - 1);
     println!(
         "timing on {} ({} rows); training on one core, scoring on all cores:\n",
         space.name(),

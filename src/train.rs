@@ -173,10 +173,10 @@ pub fn fit(
                 Tensor::<1>::from_data(TensorData::new(batch_z.clone(), [chunk.len()]), &device);
             let pred = model.forward(&input, Some(&mut rng));
             let mut loss = mse(pred.clone(), target);
-            if let Some(kind) = config.rank_loss {
-                if let Some(rank) = pairwise_rank(pred, &batch_z, kind) {
-                    loss = loss + rank.mul_scalar(config.rank_weight);
-                }
+            if let Some(kind) = config.rank_loss
+                && let Some(rank) = pairwise_rank(pred, &batch_z, kind)
+            {
+                loss = loss + rank.mul_scalar(config.rank_weight);
             }
             loss_sum += loss.clone().into_scalar::<f32>() as f64 * chunk.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);

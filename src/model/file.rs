@@ -89,8 +89,9 @@ fn canonical_header(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The directory `path` will be written into, or an error if it does not exist or `path` is a
+/// directory; called before long work so it fails early.
+pub fn check_writable(path: &Path) -> Result<&Path> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -102,6 +103,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             dir.display()
         );
     }
+    if path.is_dir() {
+        bail!("cannot write {}: it is a directory", path.display());
+    }
+    Ok(dir)
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = check_writable(path)?;
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("cannot write {}: not a file path", path.display()))?;

@@ -98,7 +98,7 @@ impl GraphTensors {
         Self {
             batch: b,
             positions,
-            ragged: packed.cell_mask.iter().any(|&m| m == 0.0),
+            ragged: packed.cell_mask.contains(&0.0),
         }
     }
 }
@@ -145,10 +145,11 @@ impl SequenceGcn {
 
     /// `[B, H]` global embedding. `rng` enables dropout (training).
     ///
-    /// The first layer's weight product is folded into the embedding: `(onehot We + be + z) W0
-    /// + b0 = onehot (We W0) + (be W0 + b0) + z W0`, so per cell the node-level product has
-    /// inner size V (the vocabulary) instead of H, and `z` is multiplied once per architecture
-    /// rather than once per node. Same function, about a quarter fewer FLOPs.
+    /// The first layer's weight product is folded into the embedding:
+    /// `(onehot We + be + z) W0 + b0 = onehot (We W0) + (be W0 + b0) + z W0`, so per cell the
+    /// node-level product has inner size V (the vocabulary) instead of H, and `z` is multiplied
+    /// once per architecture rather than once per node. Same function, about a quarter fewer
+    /// FLOPs.
     pub fn forward(&self, graphs: &GraphTensors, mut rng: Option<&mut ChaCha8Rng>) -> Tensor<2> {
         let device = graphs.positions[0].features.device();
         let b = graphs.batch;
@@ -186,21 +187,35 @@ impl SequenceGcn {
                 x = layer.forward(x, &pos.forward, &pos.backward);
                 x = dropout(x, self.dropout, rng.as_deref_mut());
             }
-            let pooled: Tensor<2> = pos.pool.clone().matmul(x).reshape([b, self.hidden]);
-            let weighted = pooled.clone() * pos.cell_weight.clone();
-            sum = Some(match sum {
-                Some(s) => s + weighted,
-                None => weighted,
-            });
-            z = Some(match (z, graphs.ragged) {
-                (Some(prev), true) => {
-                    pooled * pos.cell_mask.clone()
-                        + prev * (pos.cell_mask.clone().neg().add_scalar(1.0))
-                }
-                _ => pooled,
-            });
+            self.pool_into(pos, x, graphs.ragged, &mut z, &mut sum);
         }
         sum.unwrap_or_else(|| Tensor::zeros([b, self.hidden], &device))
+    }
+
+    /// Mean-pool the cell's nodes into `z`, carry `z` unchanged over padding cells, and add the
+    /// cell's share to the running sequence mean.
+    fn pool_into(
+        &self,
+        pos: &PositionTensors,
+        x: Tensor<3>,
+        ragged: bool,
+        z: &mut Option<Tensor<2>>,
+        sum: &mut Option<Tensor<2>>,
+    ) {
+        let b = x.dims()[0];
+        let pooled: Tensor<2> = pos.pool.clone().matmul(x).reshape([b, self.hidden]);
+        let weighted = pooled.clone() * pos.cell_weight.clone();
+        *sum = Some(match sum.take() {
+            Some(s) => s + weighted,
+            None => weighted,
+        });
+        *z = Some(match (z.take(), ragged) {
+            (Some(prev), true) => {
+                pooled * pos.cell_mask.clone()
+                    + prev * (pos.cell_mask.clone().neg().add_scalar(1.0))
+            }
+            _ => pooled,
+        });
     }
 }
 
@@ -213,7 +228,6 @@ mod tests {
     impl SequenceGcn {
         /// The textbook order of operations, to check the folded first layer against.
         fn forward_reference(&self, graphs: &GraphTensors) -> Tensor<2> {
-            let b = graphs.batch;
             let mut z: Option<Tensor<2>> = None;
             let mut sum: Option<Tensor<2>> = None;
             for pos in &graphs.positions {
@@ -224,19 +238,7 @@ mod tests {
                 for layer in &self.layers {
                     x = layer.forward(x, &pos.forward, &pos.backward);
                 }
-                let pooled: Tensor<2> = pos.pool.clone().matmul(x).reshape([b, self.hidden]);
-                let weighted = pooled.clone() * pos.cell_weight.clone();
-                sum = Some(match sum {
-                    Some(s) => s + weighted,
-                    None => weighted,
-                });
-                z = Some(match (z, graphs.ragged) {
-                    (Some(prev), true) => {
-                        pooled * pos.cell_mask.clone()
-                            + prev * (pos.cell_mask.clone().neg().add_scalar(1.0))
-                    }
-                    _ => pooled,
-                });
+                self.pool_into(pos, x, graphs.ragged, &mut z, &mut sum);
             }
             sum.unwrap()
         }

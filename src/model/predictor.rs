@@ -63,6 +63,8 @@ pub struct ModelConfig {
 }
 
 /// What one batch of architectures looks like to a predictor.
+// One value per batch, so the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum BatchInput {
     Graphs(GraphTensors),
     Flat(Tensor<2>),

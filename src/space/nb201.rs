@@ -339,6 +339,17 @@ impl SearchSpace for Nb201Space {
     }
 }
 
+/// The six op digits of an NB201 string (test helper for targets built from the ops).
+#[cfg(test)]
+pub(crate) fn digits_of(text: &str) -> Vec<char> {
+    Nb201Space::default()
+        .parse(text)
+        .expect("valid NB201 string")
+        .digits()
+        .chars()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,15 +465,4 @@ mod tests {
             let _ = Nb201Space::default().parse(&s);
         }
     }
-}
-
-/// The six op digits of an NB201 string (test helper for targets built from the ops).
-#[cfg(test)]
-pub(crate) fn digits_of(text: &str) -> Vec<char> {
-    Nb201Space::default()
-        .parse(text)
-        .expect("valid NB201 string")
-        .digits()
-        .chars()
-        .collect()
 }

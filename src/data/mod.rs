@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+pub mod cifar;
+
 use crate::space::{DynSpace, EncodedArch};
 
 /// Data sets compiled into the binary: name, space, architecture column, zstd-compressed CSV.
@@ -13,7 +15,7 @@ const EMBEDDED: &[(&str, &str, &str, &[u8])] = &[(
     "nb201",
     "nb201",
     "arch_str",
-    include_bytes!("../data/nb201.csv.zst"),
+    include_bytes!("../../data/nb201.csv.zst"),
 )];
 
 /// Names accepted by `--data` besides a path.
