@@ -1,4 +1,5 @@
 use clap::Parser;
+
 use mimalloc::MiMalloc;
 
 #[global_allocator]
@@ -11,7 +12,14 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = hypernas::cli::Cli::parse();
+    let cli = match hypernas::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("{}", one_line_usage_error(&e.to_string()));
+            return std::process::ExitCode::from(2);
+        }
+    };
     match hypernas::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -20,4 +28,16 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Clap's usage errors span several lines (the error, the usage, a hint); keep the error
+/// itself on one line and point at --help.
+fn one_line_usage_error(rendered: &str) -> String {
+    let error: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("{} (see --help)", error.join(" "))
 }

@@ -254,6 +254,21 @@ fn bad_inputs_fail_cleanly_without_output() {
 }
 
 #[test]
+fn usage_errors_are_one_line() {
+    let missing_out = hypernas().args(["train", "--train-size", "10"]).output().unwrap();
+    assert_clean_failure(&missing_out, "--out");
+    assert_eq!(missing_out.status.code(), Some(2));
+    let bad_predictor = hypernas()
+        .args(["train", "--predictor", "gpt", "--out", "x.safetensors"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&bad_predictor, "gpt");
+    let help = hypernas().args(["train", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--train-size"));
+}
+
+#[test]
 fn corrupt_or_foreign_models_are_rejected() {
     let dir = TempDir::new().unwrap();
     let model = train_small(dir.path(), "np", 0, "m.safetensors");
