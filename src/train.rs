@@ -124,6 +124,21 @@ pub struct Fitted {
     pub epoch_losses: Vec<f64>,
 }
 
+/// The node count a graph predictor pads this architecture's cells to.
+fn padded_size(arch: &EncodedArch, kind: PredictorKind) -> usize {
+    match kind {
+        PredictorKind::HypernasP => arch
+            .global
+            .cells
+            .iter()
+            .map(CellGraph::num_nodes)
+            .max()
+            .unwrap_or(0),
+        PredictorKind::Np => arch.cell.num_nodes(),
+        PredictorKind::Mlp => 0,
+    }
+}
+
 /// Number of architectures scored per forward pass at inference.
 pub const INFERENCE_BATCH: usize = 64;
 
@@ -215,7 +230,13 @@ impl Fitted {
     /// Architectures with the same encoding (e.g. NB201 cells equal after pruning) are scored
     /// once.
     pub fn predict_with_threads(&self, archs: &[EncodedArch], threads: usize) -> Vec<f64> {
-        let (unique, slot_of) = self.distinct_inputs(archs);
+        let (mut unique, slot_of) = self.distinct_inputs(archs);
+        // Batches pad every graph to the largest in the batch; sorting by size keeps small
+        // (pruned) cells together so their batches stay small. Rows are independent, so the
+        // order changes no score.
+        let mut order: Vec<usize> = (0..unique.len()).collect();
+        order.sort_by_key(|&i| padded_size(unique[i], self.model_config.kind));
+        unique = order.iter().map(|&i| unique[i]).collect();
         let batches = unique.len().div_ceil(INFERENCE_BATCH).max(1);
         let threads = threads.clamp(1, batches);
         let scores: Vec<f64> = if threads == 1 {
@@ -233,7 +254,11 @@ impl Fitted {
                     .collect()
             })
         };
-        slot_of.iter().map(|&s| scores[s]).collect()
+        let mut by_slot = vec![0.0; scores.len()];
+        for (&slot, &score) in order.iter().zip(&scores) {
+            by_slot[slot] = score;
+        }
+        slot_of.iter().map(|&s| by_slot[s]).collect()
     }
 
     /// The architectures whose model input differs, and for each input architecture the index

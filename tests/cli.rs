@@ -255,7 +255,10 @@ fn bad_inputs_fail_cleanly_without_output() {
 
 #[test]
 fn usage_errors_are_one_line() {
-    let missing_out = hypernas().args(["train", "--train-size", "10"]).output().unwrap();
+    let missing_out = hypernas()
+        .args(["train", "--train-size", "10"])
+        .output()
+        .unwrap();
     assert_clean_failure(&missing_out, "--out");
     assert_eq!(missing_out.status.code(), Some(2));
     let bad_predictor = hypernas()
