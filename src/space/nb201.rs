@@ -419,6 +419,26 @@ mod tests {
     }
 
     #[test]
+    fn pruning_merges_functionally_equal_cells() {
+        let space = Nb201Space::default();
+        let all = space.enumerate().unwrap();
+        let distinct: std::collections::HashSet<CellGraph> =
+            all.iter().map(|a| space.cell_graph(a)).collect();
+        assert_eq!(distinct.len(), 9_365);
+        // a cell whose only path runs through `none` keeps just its two end nodes
+        let dead = space.cell_graph(&space.parse("000000").unwrap());
+        assert_eq!(dead.num_nodes(), 2);
+        // convs on 1<-0 and 2<-0 are dead ends when nothing reaches node 3
+        let raw = Nb201Space {
+            prune: false,
+            ..Default::default()
+        };
+        let arch = space.parse("330000").unwrap();
+        assert_eq!(raw.cell_graph(&arch).num_nodes(), 8);
+        assert_eq!(space.cell_graph(&arch).num_nodes(), 2);
+    }
+
+    #[test]
     fn global_encoding_has_the_benchmark_skeleton() {
         let space = Nb201Space::default();
         let enc = space.global_encoding(&space.parse("421211").unwrap());
