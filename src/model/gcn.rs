@@ -112,8 +112,6 @@ pub struct SequenceGcn {
     layers: Vec<BiGcnLayer>,
     hidden: usize,
     dropout: f64,
-    /// Whether `z` flows from cell to cell (HyperNAS) or every cell starts from zero (ablation).
-    pass_z: bool,
 }
 
 impl SequenceGcn {
@@ -122,7 +120,6 @@ impl SequenceGcn {
         hidden: usize,
         layers: usize,
         dropout: f64,
-        pass_z: bool,
         rng: &mut ChaCha8Rng,
         device: &Device,
     ) -> Self {
@@ -135,7 +132,6 @@ impl SequenceGcn {
             layers,
             hidden,
             dropout,
-            pass_z,
         }
     }
 
@@ -175,7 +171,7 @@ impl SequenceGcn {
                 .matmul(node_table.clone())
                 .reshape([b, n, 2 * self.hidden])
                 + offset.clone();
-            if let (Some(z), true) = (&z, self.pass_z) {
+            if let Some(z) = &z {
                 xw = xw + z.clone().matmul(w0.clone()).unsqueeze_dim(1);
             }
             let mut x = dropout(
@@ -248,7 +244,7 @@ mod tests {
     fn folded_first_layer_matches_the_reference() {
         let device = Device::flex();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let gcn = SequenceGcn::new(5, 8, 3, 0.0, true, &mut rng, &device);
+        let gcn = SequenceGcn::new(5, 8, 3, 0.0, &mut rng, &device);
         let a = vec![
             CellGraph::new(vec![0, 2, 3, 1], &[(0, 1), (0, 2), (1, 3), (2, 3)]),
             CellGraph::chain(vec![0, 4, 1]),

@@ -130,7 +130,6 @@ impl Regressor {
                     config.hidden,
                     config.gcn_layers,
                     config.dropout,
-                    true,
                     rng,
                     device,
                 );

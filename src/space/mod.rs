@@ -58,6 +58,9 @@ pub trait SearchSpace: Send + Sync + 'static {
 
     /// A fixed-length numeric encoding for non-graph baselines (one-hot of the decisions).
     fn flat_features(&self, arch: &Self::Arch) -> Vec<f32>;
+
+    /// Length of [`SearchSpace::flat_features`], the same for every architecture.
+    fn flat_dim(&self) -> usize;
 }
 
 /// An architecture after parsing, carried through the space-agnostic core in every form the
@@ -122,13 +125,9 @@ impl<S: SearchSpace> DynSpace for S {
     }
 
     fn flat_dim(&self) -> usize {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let arch = self.sample(&mut rng);
-        self.flat_features(&arch).len()
+        SearchSpace::flat_dim(self)
     }
 }
-
-use rand::SeedableRng;
 
 /// Names accepted by `--space`.
 pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned"];

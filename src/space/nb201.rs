@@ -330,8 +330,12 @@ impl SearchSpace for Nb201Space {
         GlobalEncoding { cells }
     }
 
+    fn flat_dim(&self) -> usize {
+        EDGES.len() * Nb201Op::ALL.len()
+    }
+
     fn flat_features(&self, arch: &Nb201Arch) -> Vec<f32> {
-        let mut features = vec![0.0; 6 * 5];
+        let mut features = vec![0.0; self.flat_dim()];
         for (edge, op) in arch.ops.iter().enumerate() {
             features[edge * 5 + op.index()] = 1.0;
         }
@@ -477,6 +481,7 @@ mod tests {
         fn flat_features_are_one_hot(arch in arb_arch()) {
             let f = Nb201Space::default().flat_features(&arch);
             prop_assert_eq!(f.len(), 30);
+            prop_assert_eq!(SearchSpace::flat_dim(&Nb201Space::default()), 30);
             prop_assert_eq!(f.iter().sum::<f32>(), 6.0);
         }
 
