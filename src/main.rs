@@ -1,5 +1,4 @@
 use clap::Parser;
-
 use mimalloc::MiMalloc;
 
 #[global_allocator]

@@ -230,13 +230,7 @@ impl Fitted {
     /// Architectures with the same encoding (e.g. NB201 cells equal after pruning) are scored
     /// once.
     pub fn predict_with_threads(&self, archs: &[EncodedArch], threads: usize) -> Vec<f64> {
-        let (mut unique, slot_of) = self.distinct_inputs(archs);
-        // Batches pad every graph to the largest in the batch; sorting by size keeps small
-        // (pruned) cells together so their batches stay small. Rows are independent, so the
-        // order changes no score.
-        let mut order: Vec<usize> = (0..unique.len()).collect();
-        order.sort_by_key(|&i| padded_size(unique[i], self.model_config.kind));
-        unique = order.iter().map(|&i| unique[i]).collect();
+        let (unique, slot_of) = self.distinct_inputs(archs);
         let batches = unique.len().div_ceil(INFERENCE_BATCH).max(1);
         let threads = threads.clamp(1, batches);
         let scores: Vec<f64> = if threads == 1 {
@@ -254,15 +248,13 @@ impl Fitted {
                     .collect()
             })
         };
-        let mut by_slot = vec![0.0; scores.len()];
-        for (&slot, &score) in order.iter().zip(&scores) {
-            by_slot[slot] = score;
-        }
-        slot_of.iter().map(|&s| by_slot[s]).collect()
+        slot_of.iter().map(|&s| scores[s]).collect()
     }
 
-    /// The architectures whose model input differs, and for each input architecture the index
-    /// of its representative.
+    /// The architectures whose model input differs, smallest graphs first, and for each input
+    /// architecture the index of its representative. Batches pad every graph to the largest in
+    /// the batch, so sorting by size keeps small (pruned) cells in small batches; rows are
+    /// independent, so the order changes no score.
     fn distinct_inputs<'a>(&self, archs: &'a [EncodedArch]) -> (Vec<&'a EncodedArch>, Vec<usize>) {
         let mut unique: Vec<&EncodedArch> = Vec::new();
         let mut slot_of = Vec::with_capacity(archs.len());
@@ -281,6 +273,14 @@ impl Fitted {
             }
             slot_of.push(slot);
         }
+        let mut order: Vec<usize> = (0..unique.len()).collect();
+        order.sort_by_key(|&i| padded_size(unique[i], self.model_config.kind));
+        let mut position = vec![0; order.len()];
+        for (pos, &old) in order.iter().enumerate() {
+            position[old] = pos;
+        }
+        let unique = order.iter().map(|&i| unique[i]).collect();
+        let slot_of = slot_of.iter().map(|&s| position[s]).collect();
         (unique, slot_of)
     }
 

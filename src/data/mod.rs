@@ -10,10 +10,11 @@ pub mod cifar;
 
 use crate::space::{DynSpace, EncodedArch};
 
-/// Data sets compiled into the binary: name, space, architecture column, zstd-compressed CSV.
-const EMBEDDED: &[(&str, &str, &str, &[u8])] = &[(
+/// Data sets compiled into the binary: name, the spaces it labels (the first is the default
+/// for `--data NAME` without `--space`), architecture column, zstd-compressed CSV.
+const EMBEDDED: &[(&str, &[&str], &str, &[u8])] = &[(
     "nb201",
-    "nb201",
+    &["nb201", "nb201-unpruned"],
     "arch_str",
     include_bytes!("../../data/nb201.csv.zst"),
 )];
@@ -54,15 +55,12 @@ impl Table {
 
     /// Which space an embedded data set belongs to.
     pub fn embedded_space(source: &str) -> Option<&'static str> {
-        EMBEDDED.iter().find(|e| e.0 == source).map(|e| e.1)
+        EMBEDDED.iter().find(|e| e.0 == source).map(|e| e.1[0])
     }
 
-    /// The embedded data set of a space (`nb201-unpruned` reads `nb201`), if there is one.
+    /// The embedded data set that labels `space`, if there is one.
     pub fn embedded_for_space(space: &str) -> Option<&'static str> {
-        EMBEDDED
-            .iter()
-            .find(|e| space == e.1 || space.starts_with(&format!("{}-", e.1)))
-            .map(|e| e.0)
+        EMBEDDED.iter().find(|e| e.1.contains(&space)).map(|e| e.0)
     }
 
     pub fn from_reader<R: std::io::Read>(
