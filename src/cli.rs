@@ -10,14 +10,17 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::bench::{self, Protocol, RunResult};
+use crate::bench::{self, AuxSource, Protocol, RunResult, Variant};
 use crate::data::Table;
+use crate::data::cifar::{self, CifarData};
 use crate::metrics::{self, Metrics};
 use crate::model::file::{self, ModelHeader};
+use crate::model::hyper::HyperConfig;
 use crate::model::loss::RankLoss;
 use crate::model::{ModelConfig, PredictorKind};
 use crate::report::{self, plot};
 use crate::space::{self, DynSpace, EncodedArch};
+use crate::train::aux::PreparedAux;
 use crate::train::{self, OptimizerKind, TrainConfig};
 
 #[derive(Parser, Debug)]
@@ -47,6 +50,26 @@ pub enum Command {
     Bench(BenchArgs),
     /// Train on 156 random NAS-Bench-201 cells, report tau on the rest and the predicted top-10.
     Demo(DemoArgs),
+    /// Export the hypernetwork's generated weights of an architecture's proxy network and score
+    /// that network on held-out CIFAR-10 images.
+    Weights(WeightsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WeightsArgs {
+    /// Model file of a hypernetwork predictor (hypernas, hypernas-h).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Architecture whose proxy network gets the weights.
+    #[arg(long)]
+    pub arch: String,
+    /// Output safetensors file: one tensor per weighted layer, the layer list in the metadata.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// CIFAR-10 directory whose test batch scores the generated network [default: the embedded
+    /// 500 test images].
+    #[arg(long, value_name = "DIR")]
+    pub aux_data: Option<PathBuf>,
 }
 
 /// Predictor and optimisation settings; anything left out takes the predictor's default.
@@ -88,6 +111,109 @@ pub struct ModelOptions {
     /// Dropout probability.
     #[arg(long)]
     pub dropout: Option<f64>,
+    #[command(flatten)]
+    pub aux: AuxOptions,
+}
+
+/// Settings of the hypernetwork's auxiliary task (`hypernas`, `hypernas-h`).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Hypernetwork task (hypernas, hypernas-h)")]
+pub struct AuxOptions {
+    /// CIFAR-10 directory (the binary batches `data_batch_*.bin` / `test_batch.bin`, plain or
+    /// .xz) for the aux task [default: the embedded balanced subset, 1,000 train + 500 test
+    /// images].
+    #[arg(long, value_name = "DIR")]
+    pub aux_data: Option<PathBuf>,
+    /// Preference q of the adaptive multi-task loss; each task loss enters as L^(q-1) [default: 1.5].
+    #[arg(long, value_name = "Q")]
+    pub preference_q: Option<f64>,
+    /// Channels of the proxy network's first stage [default: 8].
+    #[arg(long)]
+    pub proxy_width: Option<usize>,
+    /// Searchable cells per stage in the proxy network [default: 1].
+    #[arg(long)]
+    pub proxy_cells: Option<usize>,
+    /// Image side the proxy networks run at, 4..=32 [default: 16].
+    #[arg(long)]
+    pub proxy_image_size: Option<usize>,
+    /// Run an aux step every this many predictor steps [default: 1].
+    #[arg(long)]
+    pub aux_every: Option<usize>,
+    /// Candidate networks per aux step [default: 1].
+    #[arg(long)]
+    pub aux_archs: Option<usize>,
+    /// Images per candidate network per aux step [default: 32].
+    #[arg(long)]
+    pub aux_images: Option<usize>,
+    /// Unlabelled architectures sampled from the space and added to the aux task [default: 0].
+    #[arg(long, value_name = "N")]
+    pub aux_unlabelled: Option<usize>,
+    /// No random crop / flip on the aux images.
+    #[arg(long)]
+    pub no_aux_augment: bool,
+}
+
+impl AuxOptions {
+    fn apply(&self, m: &mut ModelConfig, t: &mut TrainConfig) -> Result<()> {
+        if let Some(h) = &mut m.hyper {
+            let mut proxy = h.proxy;
+            if let Some(v) = self.proxy_width {
+                proxy.width = v;
+            }
+            if let Some(v) = self.proxy_cells {
+                proxy.cells_per_stage = v;
+            }
+            if let Some(v) = self.proxy_image_size {
+                proxy.image_size = v;
+            }
+            if proxy.width == 0 || proxy.cells_per_stage == 0 {
+                bail!("--proxy-width and --proxy-cells must be at least 1");
+            }
+            if !(4..=32).contains(&proxy.image_size) {
+                bail!(
+                    "--proxy-image-size must be between 4 and 32, got {}",
+                    proxy.image_size
+                );
+            }
+            let trunk = h.trunk;
+            *h = HyperConfig::for_proxy(proxy);
+            h.trunk = trunk;
+        }
+        if let Some(aux) = &mut t.aux {
+            if let Some(q) = self.preference_q {
+                if !(q.is_finite() && q > 1.0) {
+                    bail!("--preference-q must be a number above 1, got {q}");
+                }
+                aux.preference_p = q - 1.0;
+            }
+            let at_least_one = |name: &str, v: Option<usize>, slot: &mut usize| {
+                match v {
+                    Some(0) => bail!("--{name} must be at least 1"),
+                    Some(v) => *slot = v,
+                    None => {}
+                }
+                Ok(())
+            };
+            at_least_one("aux-every", self.aux_every, &mut aux.every)?;
+            at_least_one("aux-archs", self.aux_archs, &mut aux.archs_per_step)?;
+            at_least_one("aux-images", self.aux_images, &mut aux.images_per_arch)?;
+            if let Some(v) = self.aux_unlabelled {
+                aux.unlabelled = v;
+            }
+            if self.no_aux_augment {
+                aux.augment = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// The images of the aux task: `--aux-data` or the embedded subset.
+    fn images(&self) -> Result<CifarData> {
+        match &self.aux_data {
+            Some(dir) => cifar::load_dir(dir),
+            None => cifar::embedded(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,6 +270,7 @@ impl ModelOptions {
         if let Some(v) = self.dropout {
             m.dropout = v;
         }
+        self.aux.apply(&mut m, &mut t)?;
         check_configs(&m, &t)?;
         Ok((m, t))
     }
@@ -204,6 +331,9 @@ pub struct TrainArgs {
     /// Where to write the model (safetensors with a JSON header).
     #[arg(long)]
     pub out: PathBuf,
+    /// Write the per-epoch task losses and u_t of a hypernetwork predictor as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub train_log: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelOptions,
 }
@@ -256,9 +386,9 @@ pub struct BenchArgs {
     /// Architecture column of a CSV.
     #[arg(long)]
     pub arch_col: Option<String>,
-    /// Training-set sizes.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![39, 78, 156, 469, 781, 1563])]
-    pub sizes: Vec<usize>,
+    /// Training-set sizes [default: 39,78,156,469,781,1563; with --ablation 39,78,156,469].
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
     /// Number of seeds.
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
@@ -278,6 +408,13 @@ pub struct BenchArgs {
     /// --epochs) and the time to score the whole table, instead of the tau table.
     #[arg(long)]
     pub timing: bool,
+    /// The HyperNAS ablation: np, hypernas-p, hypernas (q = 1.5) and hypernas (q = 2), plus the
+    /// held-out accuracy of the generated networks (overrides --predictors).
+    #[arg(long, conflicts_with = "timing")]
+    pub ablation: bool,
+    /// Held-out architectures whose generated networks are scored on held-out images per run.
+    #[arg(long, default_value_t = 20)]
+    pub hyper_val_archs: usize,
     #[command(flatten)]
     pub model: ModelOptions,
 }
@@ -301,6 +438,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => cmd_eval(a),
         Command::Bench(a) => cmd_bench(a),
         Command::Demo(a) => cmd_demo(a),
+        Command::Weights(a) => cmd_weights(a),
     }
 }
 
@@ -336,6 +474,66 @@ fn bar(len: usize, template: &str, label: &str) -> ProgressBar {
         pb.set_style(style.progress_chars("=> "));
     }
     pb
+}
+
+/// The aux task's images when `kind` needs them.
+fn aux_images(opts: &AuxOptions, kinds: &[PredictorKind]) -> Result<Option<CifarData>> {
+    if !kinds.iter().any(|k| k.uses_hypernetwork()) {
+        return Ok(None);
+    }
+    let images = opts.images()?;
+    if images.train.is_empty() {
+        bail!(
+            "{}: no CIFAR-10 training batches (data_batch_*.bin) for the hypernetwork task",
+            images.source
+        );
+    }
+    Ok(Some(images))
+}
+
+/// The hypernetwork task's programs for a training set (`None` for other predictors).
+fn prepare_aux(
+    m: &ModelConfig,
+    t: &TrainConfig,
+    space: &dyn DynSpace,
+    archs: &[EncodedArch],
+    seed: u64,
+) -> Result<Option<PreparedAux>> {
+    let Some(h) = &m.hyper else { return Ok(None) };
+    let unlabelled = t.aux.as_ref().map_or(0, |a| a.unlabelled);
+    Ok(Some(PreparedAux::new(
+        space, archs, &h.proxy, unlabelled, seed,
+    )?))
+}
+
+/// Print a few lines of the multi-task log and write all of it as JSON lines if asked.
+fn report_aux_log(fitted: &train::Fitted, log_path: Option<&std::path::Path>) -> Result<()> {
+    if let Some(path) = log_path {
+        let mut text = String::new();
+        for e in &fitted.aux_log {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
+        }
+        file::write_atomic(path, text.as_bytes())?;
+    }
+    let Some(last) = fitted.aux_log.iter().rev().find(|e| e.hyper_loss.is_some()) else {
+        return Ok(());
+    };
+    eprintln!(
+        "hypernetwork task, epoch {}: cross-entropy {:.3}, train accuracy of generated networks {:.1}%{}",
+        last.epoch + 1,
+        last.hyper_loss.unwrap_or(f64::NAN),
+        last.hyper_train_acc.unwrap_or(f64::NAN),
+        if last.u.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", u (predict, hyper) = ({:.3}, {:.3})",
+                last.u[0], last.u[1]
+            )
+        }
+    );
+    Ok(())
 }
 
 /// Labelled training data: encoded architectures and their targets.
@@ -387,10 +585,25 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         );
     }
     file::check_writable(&a.out)?;
+    if let Some(path) = &a.train_log {
+        file::check_writable(path)?;
+    }
     let (model_config, train_config) =
         a.model.configs(a.model.predictor, space.as_ref(), a.seed)?;
+    let images = aux_images(&a.model.aux, &[model_config.kind])?;
+    let prepared = prepare_aux(
+        &model_config,
+        &train_config,
+        space.as_ref(),
+        &train_archs,
+        a.seed,
+    )?;
+    let aux = match (&prepared, &images) {
+        (Some(p), Some(images)) => Some(p.data(&images.train)),
+        _ => None,
+    };
     let pb = epoch_bar(
-        train_config.effective_epochs(train_archs.len()),
+        train::progress_epochs(model_config.kind, &train_config, train_archs.len()),
         &format!("training {}", model_config.kind),
     );
     let start = Instant::now();
@@ -399,9 +612,11 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         &train_config,
         &train_archs,
         &train_targets,
+        aux.as_ref(),
         Some(&pb),
     );
     pb.finish_and_clear();
+    report_aux_log(&fitted, a.train_log.as_deref())?;
     let names = train_archs.iter().map(|e| e.canonical.clone()).collect();
     let header = ModelHeader::new(space.name(), &a.target, &fitted, names);
     file::save(&a.out, &header, &fitted)?;
@@ -517,10 +732,32 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     if a.timing {
         return bench_timing(&a, space.as_ref(), &l);
     }
-    if a.seeds == 0 || a.predictors.is_empty() || a.sizes.is_empty() {
+    let sizes = a.sizes.clone().unwrap_or_else(|| {
+        if a.ablation {
+            vec![39, 78, 156, 469]
+        } else {
+            vec![39, 78, 156, 469, 781, 1563]
+        }
+    });
+    let variants: Vec<Variant> = if a.ablation {
+        let hypernas = |q: f64| Variant {
+            label: format!("hypernas q={q}"),
+            kind: PredictorKind::Hypernas,
+            preference_p: Some(q - 1.0),
+        };
+        vec![
+            Variant::plain(PredictorKind::Np),
+            Variant::plain(PredictorKind::HypernasP),
+            hypernas(1.5),
+            hypernas(2.0),
+        ]
+    } else {
+        a.predictors.iter().map(|&k| Variant::plain(k)).collect()
+    };
+    if a.seeds == 0 || variants.is_empty() || sizes.is_empty() {
         bail!("bench needs at least one seed, predictor and size");
     }
-    if let Some(&bad) = a.sizes.iter().find(|&&s| s < 2 || s >= l.archs.len()) {
+    if let Some(&bad) = sizes.iter().find(|&&s| s < 2 || s >= l.archs.len()) {
         bail!(
             "training size {bad} must be between 2 and {}",
             l.archs.len() - 1
@@ -528,32 +765,54 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("cannot create {}", a.out_dir.display()))?;
-    // Validate the options once, before any thread starts.
-    a.model.configs(a.predictors[0], space.as_ref(), 0)?;
-    let configure = |kind: PredictorKind, seed: u64| {
-        a.model
-            .configs(kind, space.as_ref(), seed)
-            .expect("options validated above")
+    // Validate the options and the aux task once, before any thread starts.
+    for v in &variants {
+        let (m, t) = a.model.configs(v.kind, space.as_ref(), 0)?;
+        prepare_aux(&m, &t, space.as_ref(), &l.archs[..1], 0)?;
+    }
+    let kinds: Vec<PredictorKind> = variants.iter().map(|v| v.kind).collect();
+    let images = aux_images(&a.model.aux, &kinds)?;
+    let aux_source = images.as_ref().map(|images| AuxSource {
+        space: space.as_ref(),
+        images,
+        val_archs: a.hyper_val_archs,
+    });
+    if aux_source
+        .as_ref()
+        .is_some_and(|s| s.images.test.is_empty())
+    {
+        bail!("the aux data has no test batch to score the generated networks on");
+    }
+    let configure = |v: &Variant, seed: u64| {
+        let (m, mut t) = a
+            .model
+            .configs(v.kind, space.as_ref(), seed)
+            .expect("options validated above");
+        if let (Some(p), Some(aux)) = (v.preference_p, t.aux.as_mut()) {
+            aux.preference_p = p;
+        }
+        (m, t)
     };
     let protocol = Protocol {
         archs: &l.archs,
         targets: &l.targets,
-        sizes: a.sizes.clone(),
+        sizes: sizes.clone(),
         seeds: (a.first_seed..a.first_seed.saturating_add(a.seeds)).collect(),
-        predictors: a.predictors.clone(),
+        variants: variants.clone(),
         configure: &configure,
+        aux: aux_source.as_ref(),
     };
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let total = a.sizes.len() * a.seeds as usize * a.predictors.len();
+    let total = sizes.len() * a.seeds as usize * variants.len();
     eprintln!(
         "bench {}: {} runs ({} sizes x {} seeds x {} predictors) on {} rows of {data}, target {}, {jobs} jobs",
         space.name(),
         total,
-        a.sizes.len(),
+        sizes.len(),
         a.seeds,
-        a.predictors.len(),
+        variants.len(),
         l.archs.len(),
         a.target
     );
@@ -566,7 +825,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let results = bench::run(&protocol, jobs, Some(&pb));
     pb.finish_and_clear();
     let summary = bench::summarize(&results);
-    write_bench_outputs(&a, &data, &results, &summary)?;
+    write_bench_outputs(&a, &data, &variants, &results, &summary)?;
     println!(
         "Kendall tau on all remaining architectures, mean ± std over {} seeds ({} / {}, target {}):\n",
         a.seeds,
@@ -575,6 +834,14 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         a.target
     );
     println!("{}", report::tau_table(&summary));
+    if let Some(table) = report::hyper_acc_table(&summary) {
+        println!(
+            "Top-1 accuracy of the generated proxy networks of {} held-out architectures on {} held-out images (mean over seeds):\n",
+            a.hyper_val_archs,
+            images.as_ref().map_or(0, |i| i.test.len())
+        );
+        println!("{table}");
+    }
     println!(
         "{} runs in {:.0}s; results in {}",
         results.len(),
@@ -587,6 +854,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 fn write_bench_outputs(
     a: &BenchArgs,
     data: &str,
+    variants: &[Variant],
     results: &[RunResult],
     summary: &[bench::CellSummary],
 ) -> Result<()> {
@@ -613,7 +881,7 @@ fn write_bench_outputs(
         .iter()
         .map(|r| {
             vec![
-                r.predictor.to_string(),
+                r.variant.clone(),
                 r.train_size.to_string(),
                 r.seed.to_string(),
                 format!("{:.6}", r.metrics.kendall_tau),
@@ -622,6 +890,7 @@ fn write_bench_outputs(
                 format!("{:.6}", r.metrics.precision_at_10),
                 r.metrics.n_at_10.to_string(),
                 format!("{:.3}", r.train_seconds),
+                r.hyper_val_acc.map_or(String::new(), |v| format!("{v:.2}")),
             ]
         })
         .collect();
@@ -637,6 +906,7 @@ fn write_bench_outputs(
             "precision_at_10",
             "n_at_10",
             "train_seconds",
+            "hyper_val_acc",
         ],
         &rows,
     )?;
@@ -658,14 +928,14 @@ fn write_bench_outputs(
         &rows,
     )?;
     let mut series = Vec::new();
-    for p in &a.predictors {
+    for v in variants {
         let points: Vec<(f64, f64, f64)> = summary
             .iter()
-            .filter(|c| c.predictor == *p)
+            .filter(|c| c.predictor == v.label)
             .map(|c| (c.train_size as f64, c.tau_mean, c.tau_std))
             .collect();
         series.push(plot::Series {
-            name: p.to_string(),
+            name: v.label.clone(),
             points,
         });
     }
@@ -681,7 +951,11 @@ fn write_bench_outputs(
 
 fn bench_timing(a: &BenchArgs, space: &dyn DynSpace, l: &Labelled) -> Result<()> {
     // One --sizes value picks the training size; otherwise 156, the demo's size.
-    let wanted = if a.sizes.len() == 1 { a.sizes[0] } else { 156 };
+    let wanted = match a.sizes.as_deref() {
+        Some([one]) => *one,
+        _ => 156,
+    };
+    let images = aux_images(&a.model.aux, &a.predictors)?;
     let size = wanted.clamp(2, l.archs.len() - 1);
     println!(
         "timing on {} ({} rows); training on one core, scoring on all cores:\n",
@@ -696,8 +970,13 @@ fn bench_timing(a: &BenchArgs, space: &dyn DynSpace, l: &Labelled) -> Result<()>
         let (idx, _) = bench::split(l.archs.len(), size, 0);
         let archs: Vec<EncodedArch> = idx.iter().map(|&i| l.archs[i].clone()).collect();
         let targets: Vec<f64> = idx.iter().map(|&i| l.targets[i]).collect();
+        let prepared = prepare_aux(&m, &t, space, &archs, 0)?;
+        let aux = match (&prepared, &images) {
+            (Some(p), Some(images)) => Some(p.data(&images.train)),
+            _ => None,
+        };
         let start = Instant::now();
-        let fitted = train::fit(&m, &t, &archs, &targets, None);
+        let fitted = train::fit(&m, &t, &archs, &targets, aux.as_ref(), None);
         let per_epoch = start.elapsed().as_secs_f64() / fitted.epoch_losses.len() as f64;
         // best of three: the first pass also pays one-off allocation costs
         let mut best = f64::INFINITY;
@@ -725,19 +1004,26 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     }
     let (train_idx, test_idx) = bench::split(l.archs.len(), a.train_size, a.seed);
     let (m, t) = a.model.configs(a.model.predictor, space.as_ref(), a.seed)?;
+    let images = aux_images(&a.model.aux, &[m.kind])?;
     println!(
         "HyperNAS demo: {} on {} random NAS-Bench-201 cells (seed {}), target CIFAR-10 test accuracy",
         m.kind, a.train_size, a.seed
     );
     let archs: Vec<EncodedArch> = train_idx.iter().map(|&i| l.archs[i].clone()).collect();
     let targets: Vec<f64> = train_idx.iter().map(|&i| l.targets[i]).collect();
+    let prepared = prepare_aux(&m, &t, space.as_ref(), &archs, a.seed)?;
+    let aux = match (&prepared, &images) {
+        (Some(p), Some(images)) => Some(p.data(&images.train)),
+        _ => None,
+    };
     let pb = epoch_bar(
-        t.effective_epochs(archs.len()),
+        train::progress_epochs(m.kind, &t, archs.len()),
         &format!("training {}", m.kind),
     );
     let start = Instant::now();
-    let fitted = train::fit(&m, &t, &archs, &targets, Some(&pb));
+    let fitted = train::fit(&m, &t, &archs, &targets, aux.as_ref(), Some(&pb));
     pb.finish_and_clear();
+    report_aux_log(&fitted, None)?;
     println!(
         "trained {} epochs in {:.1}s",
         fitted.epoch_losses.len(),
@@ -784,5 +1070,75 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
             test_archs[i].canonical
         );
     }
+    Ok(())
+}
+
+fn cmd_weights(a: WeightsArgs) -> Result<()> {
+    let (header, fitted) = file::load(&a.model)?;
+    let Some(hyper) = &header.model.hyper else {
+        bail!(
+            "{}: a {} model has no hypernetwork; train with --predictor hypernas or hypernas-h",
+            a.model.display(),
+            header.model.kind
+        );
+    };
+    let space = space::by_name(&header.space)?;
+    let arch = space.encode(&a.arch)?;
+    let program = space
+        .proxy_program(&arch.canonical, &hyper.proxy)?
+        .ok_or_else(|| anyhow!("space {} has no candidate network", space.name()))?;
+    file::check_writable(&a.out)?;
+    let images = AuxOptions {
+        aux_data: a.aux_data.clone(),
+        ..AuxOptions::default()
+    }
+    .images()?;
+    if images.test.is_empty() {
+        bail!(
+            "{}: no CIFAR-10 test batch to score the network on",
+            images.source
+        );
+    }
+    let weights = fitted
+        .generated_weights(&arch, &program)
+        .ok_or_else(|| anyhow!("{}: the model holds no hypernetwork", a.model.display()))?;
+    let mut tensors = Vec::with_capacity(weights.len());
+    let mut parameters = 0;
+    for (node, w) in weights {
+        let shape = w.dims().to_vec();
+        let values: Vec<f32> = w
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        parameters += values.len();
+        let name = format!("{node:03}.{}", program.nodes[node].layer.kind_name());
+        tensors.push((name, shape, values));
+    }
+    let accuracy = fitted.generated_accuracy(&[(&arch, &program)], &images.test)[0];
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("arch".to_string(), arch.canonical.clone());
+    metadata.insert("space".to_string(), header.space.clone());
+    metadata.insert("proxy".to_string(), serde_json::to_string(&hyper.proxy)?);
+    metadata.insert(
+        "program".to_string(),
+        serde_json::to_string(&program.nodes)?,
+    );
+    metadata.insert(
+        "note".to_string(),
+        "tensor NNN is the weight of program node NNN ([c_out, c_in, k, k]; the classifier as [classes, c_in, 1, 1]); every layer sums its inputs; normalisation uses batch statistics without affine parameters".to_string(),
+    );
+    metadata.insert("heldout_top1".to_string(), format!("{accuracy:.2}"));
+    file::write_tensors(&a.out, &tensors, &metadata)?;
+    println!(
+        "{}: {} weighted layers, {parameters} parameters (proxy width {}, {} cell(s) per stage, {}x{} images); top-1 {accuracy:.2}% on {} held-out CIFAR-10 images; wrote {}",
+        arch.canonical,
+        tensors.len(),
+        hyper.proxy.width,
+        hyper.proxy.cells_per_stage,
+        hyper.proxy.image_size,
+        hyper.proxy.image_size,
+        images.test.len(),
+        a.out.display()
+    );
     Ok(())
 }

@@ -12,12 +12,20 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::model::hyper::HyperConfig;
 use crate::model::loss::{RankLoss, mse, pairwise_rank};
 use crate::model::{BatchInput, ModelConfig, PredictorKind, Regressor};
+use crate::target::ProxyConfig;
 use std::collections::HashMap;
 
 use crate::encoding::{CellGraph, GlobalEncoding};
+use crate::model::loss::{TASK_HYPER, TASK_PREDICT};
+use crate::model::predictor::GraphRegressor;
 use crate::space::EncodedArch;
+use crate::target::ProxyProgram;
+
+pub mod aux;
+pub use aux::{AuxConfig, AuxData};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -44,6 +52,9 @@ pub struct TrainConfig {
     /// growing with N once the data set is large (epochs actually run = min(epochs, cap)).
     pub max_steps: usize,
     pub seed: u64,
+    /// The hypernetwork's aux task (`hypernas`, `hypernas-h`).
+    #[serde(default)]
+    pub aux: Option<AuxConfig>,
 }
 
 impl TrainConfig {
@@ -72,6 +83,9 @@ pub fn default_configs(
         gcn_layers: 3,
         head_hidden: 128,
         dropout: 0.1,
+        hyper: kind
+            .uses_hypernetwork()
+            .then(|| HyperConfig::for_proxy(ProxyConfig::default())),
     };
     let train = TrainConfig {
         epochs: 300,
@@ -84,6 +98,7 @@ pub fn default_configs(
         rank_weight: 1.0,
         max_steps: 6000,
         seed,
+        aux: kind.uses_hypernetwork().then(AuxConfig::default),
     };
     (model, train)
 }
@@ -120,14 +135,40 @@ pub struct Fitted {
     pub train_config: TrainConfig,
     pub standardizer: Standardizer,
     pub regressor: Regressor,
-    /// Mean training loss of each epoch.
+    /// Mean training loss of each epoch (the predictor's task).
     pub epoch_losses: Vec<f64>,
+    /// Per-epoch task losses and `u_t` of the multi-task training (empty without aux task).
+    pub aux_log: Vec<AuxEpoch>,
+}
+
+/// One epoch of multi-task training, for the training log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuxEpoch {
+    pub epoch: usize,
+    /// `hyper` (hypernas-h's first phase), `joint` or `predict`.
+    pub phase: String,
+    pub predict_loss: Option<f64>,
+    pub hyper_loss: Option<f64>,
+    /// Training accuracy (%) of the generated networks on their aux batches.
+    pub hyper_train_acc: Option<f64>,
+    /// `u_t` (predict, hyper) at the end of the epoch.
+    pub u: Vec<f64>,
+}
+
+/// Epochs of progress a training run reports (hypernas-h trains twice: hyper task, then head).
+pub fn progress_epochs(kind: PredictorKind, config: &TrainConfig, n: usize) -> usize {
+    let epochs = config.effective_epochs(n);
+    if kind == PredictorKind::HypernasH {
+        2 * epochs
+    } else {
+        epochs
+    }
 }
 
 /// The node count a graph predictor pads this architecture's cells to.
 fn padded_size(arch: &EncodedArch, kind: PredictorKind) -> usize {
     match kind {
-        PredictorKind::HypernasP => arch
+        PredictorKind::HypernasP | PredictorKind::Hypernas | PredictorKind::HypernasH => arch
             .global
             .cells
             .iter()
@@ -142,15 +183,21 @@ fn padded_size(arch: &EncodedArch, kind: PredictorKind) -> usize {
 /// Number of architectures scored per forward pass at inference.
 pub const INFERENCE_BATCH: usize = 64;
 
-/// Train a regressor on `archs` with `targets` (raw units). `progress` ticks once per epoch.
+/// Train a regressor on `archs` with `targets` (raw units). `progress` ticks once per epoch
+/// ([`progress_epochs`] in all). Kinds with a hypernetwork need `aux`.
+///
+/// # Panics
+/// If a hypernetwork kind gets no `aux` data: callers check that the space has a proxy network.
 pub fn fit(
     model_config: &ModelConfig,
     config: &TrainConfig,
     archs: &[EncodedArch],
     targets: &[f64],
+    aux: Option<&AuxData>,
     progress: Option<&ProgressBar>,
 ) -> Fitted {
     assert_eq!(archs.len(), targets.len());
+    let kind = model_config.kind;
     let device = Device::flex().autodiff();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut model = Regressor::new(model_config, &mut rng, &device);
@@ -160,25 +207,57 @@ pub fn fit(
         .map(|&t| standardizer.forward(t) as f32)
         .collect();
 
-    let mut optimizer: ModuleOptimizer = match config.optimizer {
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
-            .init(),
-        OptimizerKind::Adamw => AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .init(),
-    };
-
     let batch_size = config.batch_size.clamp(1, archs.len().max(1));
     let steps_per_epoch = archs.len().div_ceil(batch_size);
     let epochs = config.effective_epochs(archs.len());
     let total_steps = (epochs * steps_per_epoch).max(1);
+
+    let aux_task = kind.uses_hypernetwork().then(|| {
+        let data = aux.expect("a hypernetwork predictor needs aux data");
+        assert_eq!(data.programs.len(), archs.len());
+        let pool: Vec<(&EncodedArch, &ProxyProgram)> = archs
+            .iter()
+            .zip(data.programs)
+            .chain(data.unlabelled.iter().map(|(a, p)| (a, p)))
+            .collect();
+        let proxy = model_config
+            .hyper
+            .as_ref()
+            .expect("hypernetwork configuration")
+            .proxy;
+        aux::AuxTask {
+            pool,
+            images: data.images,
+            config: config.aux.clone().unwrap_or_default(),
+            proxy,
+            vocab: model_config.vocab,
+        }
+    });
+    let mut aux_log = Vec::new();
+
+    if kind == PredictorKind::HypernasH {
+        let task = aux_task.as_ref().expect("aux task");
+        model = train_hyper_only(
+            model,
+            config,
+            task,
+            epochs,
+            steps_per_epoch,
+            &mut rng,
+            &mut aux_log,
+            progress,
+        );
+    }
+
+    let mut optimizer = new_optimizer(config);
     let mut order: Vec<usize> = (0..archs.len()).collect();
     let mut epoch_losses = Vec::with_capacity(epochs);
     let mut step = 0usize;
-    for _ in 0..epochs {
+    let joint = kind == PredictorKind::Hypernas;
+    for epoch in 0..epochs {
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
+        let mut hyper = HyperTally::default();
         for chunk in order.chunks(batch_size) {
             let batch_archs: Vec<&EncodedArch> = chunk.iter().map(|&i| &archs[i]).collect();
             let batch_z: Vec<f32> = chunk.iter().map(|&i| z[i]).collect();
@@ -194,12 +273,37 @@ pub fn fit(
                 loss = loss + rank.mul_scalar(config.rank_weight);
             }
             loss_sum += loss.clone().into_scalar::<f32>() as f64 * chunk.len() as f64;
+            if joint {
+                let task = aux_task.as_ref().expect("aux task");
+                let graph = graph_part(&model);
+                let mut terms = vec![(TASK_PREDICT, loss)];
+                if step.is_multiple_of(task.config.every.max(1)) {
+                    let out = task.step(graph, &mut rng, &device);
+                    hyper.add(&out);
+                    terms.push((TASK_HYPER, out.loss));
+                }
+                let weights = graph.tasks.as_ref().expect("task weights");
+                loss = weights.combine(&terms, task.config.preference_p);
+            }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let lr = cosine_lr(config, step, total_steps);
             model = optimizer.step(lr, model, grads);
             step += 1;
         }
-        epoch_losses.push(loss_sum / archs.len().max(1) as f64);
+        let predict_loss = loss_sum / archs.len().max(1) as f64;
+        epoch_losses.push(predict_loss);
+        if aux_task.is_some() {
+            let u = graph_part(&model)
+                .tasks
+                .as_ref()
+                .map_or(Vec::new(), |t| t.values());
+            aux_log.push(hyper.epoch(
+                epoch,
+                if joint { "joint" } else { "predict" },
+                Some(predict_loss),
+                u,
+            ));
+        }
         if let Some(pb) = progress {
             pb.inc(1);
         }
@@ -210,6 +314,96 @@ pub fn fit(
         standardizer,
         regressor: model.valid(),
         epoch_losses,
+        aux_log,
+    }
+}
+
+fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    match config.optimizer {
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
+            .init(),
+        OptimizerKind::Adamw => AdamWConfig::new()
+            .with_weight_decay(config.weight_decay as f32)
+            .init(),
+    }
+}
+
+fn graph_part(model: &Regressor) -> &GraphRegressor {
+    match model {
+        Regressor::Graph(g) => g,
+        Regressor::Mlp(_) => panic!("the aux task needs a graph predictor"),
+    }
+}
+
+/// Running sums of the aux task over an epoch.
+#[derive(Default)]
+struct HyperTally {
+    loss: f64,
+    steps: usize,
+    correct: usize,
+    seen: usize,
+}
+
+impl HyperTally {
+    fn add(&mut self, out: &aux::AuxOutcome) {
+        self.loss += out.loss.clone().into_scalar::<f32>() as f64;
+        self.steps += 1;
+        self.correct += out.correct;
+        self.seen += out.seen;
+    }
+
+    fn epoch(&self, epoch: usize, phase: &str, predict_loss: Option<f64>, u: Vec<f64>) -> AuxEpoch {
+        AuxEpoch {
+            epoch,
+            phase: phase.into(),
+            predict_loss,
+            hyper_loss: (self.steps > 0).then(|| self.loss / self.steps as f64),
+            hyper_train_acc: (self.seen > 0)
+                .then(|| 100.0 * self.correct as f64 / self.seen as f64),
+            u,
+        }
+    }
+}
+
+/// hypernas-h's first phase: the encoder and hypernetwork learn from the aux task alone, for as
+/// many steps as the predictor will take; then both are frozen for the regressor's phase.
+#[allow(clippy::too_many_arguments)]
+fn train_hyper_only(
+    mut model: Regressor,
+    config: &TrainConfig,
+    task: &aux::AuxTask,
+    epochs: usize,
+    steps_per_epoch: usize,
+    rng: &mut ChaCha8Rng,
+    log: &mut Vec<AuxEpoch>,
+    progress: Option<&ProgressBar>,
+) -> Regressor {
+    let device = Device::flex().autodiff();
+    let mut optimizer = new_optimizer(config);
+    let total_steps = (epochs * steps_per_epoch).max(1);
+    let mut step = 0;
+    for epoch in 0..epochs {
+        let mut tally = HyperTally::default();
+        for _ in 0..steps_per_epoch {
+            let out = task.step(graph_part(&model), rng, &device);
+            tally.add(&out);
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optimizer.step(cosine_lr(config, step, total_steps), model, grads);
+            step += 1;
+        }
+        log.push(tally.epoch(epoch, "hyper", None, Vec::new()));
+        if let Some(pb) = progress {
+            pb.inc(1);
+        }
+    }
+    match model {
+        Regressor::Graph(mut g) => {
+            g.encoder = g.encoder.no_grad();
+            g.hyper = g.hyper.map(|h| h.no_grad());
+            Regressor::Graph(g)
+        }
+        mlp => mlp,
     }
 }
 
@@ -220,6 +414,49 @@ fn cosine_lr(config: &TrainConfig, step: usize, total: usize) -> f64 {
 }
 
 impl Fitted {
+    /// Top-1 accuracy (%) on `images` of each architecture's proxy network run with generated
+    /// weights. Empty for models without a hypernetwork.
+    pub fn generated_accuracy(
+        &self,
+        archs: &[(&EncodedArch, &ProxyProgram)],
+        images: &crate::data::cifar::CifarSet,
+    ) -> Vec<f64> {
+        match (&self.regressor, &self.model_config.hyper) {
+            (Regressor::Graph(g), Some(h)) if g.hyper.is_some() => {
+                aux::generated_accuracy(g, archs, &h.proxy, images, self.model_config.vocab)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The generated weight of every weighted layer of `program` (the proxy network of `arch`),
+    /// in program order: `(node index, tensor)`. `None` without a hypernetwork.
+    pub fn generated_weights(
+        &self,
+        arch: &EncodedArch,
+        program: &ProxyProgram,
+    ) -> Option<Vec<(usize, Tensor<4>)>> {
+        let Regressor::Graph(g) = &self.regressor else {
+            return None;
+        };
+        let hyper = g.hyper.as_ref()?;
+        let device = Device::flex();
+        let seqs = [arch.global.cells.as_slice()];
+        let graphs = crate::model::gcn::GraphTensors::new(
+            &crate::encoding::PackedGraphs::pack(&seqs, self.model_config.vocab),
+            &device,
+        );
+        let (_, nodes) = g.encoder.forward_with_nodes(&graphs, None);
+        let weights = hyper.generate(&nodes, 0, program);
+        Some(
+            weights
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, w)| w.map(|w| (i, w)))
+                .collect(),
+        )
+    }
+
     /// Predictions in the target's own units, one per architecture, in order, using every core.
     pub fn predict(&self, archs: &[EncodedArch]) -> Vec<f64> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -262,7 +499,7 @@ impl Fitted {
         let mut seen_cell: HashMap<&CellGraph, usize> = HashMap::new();
         for arch in archs {
             let slot = match self.model_config.kind {
-                PredictorKind::HypernasP => {
+                PredictorKind::HypernasP | PredictorKind::Hypernas | PredictorKind::HypernasH => {
                     *seen_global.entry(&arch.global).or_insert(unique.len())
                 }
                 PredictorKind::Np => *seen_cell.entry(&arch.cell).or_insert(unique.len()),
@@ -344,7 +581,7 @@ mod tests {
     fn graph_predictor_learns_a_simple_target() {
         let (archs, targets) = toy_problem(300);
         let (m, t) = configs(PredictorKind::Np);
-        let fitted = fit(&m, &t, &archs[..150], &targets[..150], None);
+        let fitted = fit(&m, &t, &archs[..150], &targets[..150], None, None);
         let pred = fitted.predict(&archs[150..]);
         let tau = kendall_tau_b(&pred, &targets[150..]);
         assert!(tau > 0.6, "tau {tau}");
@@ -357,7 +594,8 @@ mod tests {
         let (m, mut t) = configs(PredictorKind::HypernasP);
         t.epochs = 3;
         let run = || {
-            fit(&m, &t, &archs[..40], &targets[..40], None).predict_with_threads(&archs[40..], 1)
+            fit(&m, &t, &archs[..40], &targets[..40], None, None)
+                .predict_with_threads(&archs[40..], 1)
         };
         let (a, b) = std::thread::scope(|s| {
             let a = s.spawn(run);
@@ -365,7 +603,7 @@ mod tests {
             (a.join().unwrap(), b.join().unwrap())
         });
         assert_eq!(a, b);
-        let fitted = fit(&m, &t, &archs[..40], &targets[..40], None);
+        let fitted = fit(&m, &t, &archs[..40], &targets[..40], None, None);
         assert_eq!(
             fitted.predict_with_threads(&archs, 1),
             fitted.predict_with_threads(&archs, 3)
@@ -377,7 +615,7 @@ mod tests {
         let (archs, targets) = toy_problem(40);
         let (m, mut t) = configs(PredictorKind::HypernasP);
         t.epochs = 2;
-        let fitted = fit(&m, &t, &archs[..20], &targets[..20], None);
+        let fitted = fit(&m, &t, &archs[..20], &targets[..20], None, None);
         // the same architectures twice, in another order
         let mut mixed: Vec<EncodedArch> = archs[20..].to_vec();
         mixed.extend(archs[20..].iter().rev().cloned());
@@ -390,6 +628,80 @@ mod tests {
                 batched[i]
             );
         }
+    }
+
+    fn aux_for(archs: &[EncodedArch], m: &ModelConfig) -> aux::PreparedAux {
+        let nb201 = space::by_name("nb201").unwrap();
+        let proxy = m.hyper.as_ref().unwrap().proxy;
+        aux::PreparedAux::new(nb201.as_ref(), archs, &proxy, 4, 1).unwrap()
+    }
+
+    #[test]
+    fn hypernetwork_task_learns_to_classify_held_out_images() {
+        let images = crate::data::cifar::embedded().unwrap();
+        let (archs, targets) = toy_problem(24);
+        let (m, mut t) = configs(PredictorKind::HypernasH);
+        t.epochs = 60;
+        let prepared = aux_for(&archs, &m);
+        let fitted = fit(
+            &m,
+            &t,
+            &archs,
+            &targets,
+            Some(&prepared.data(&images.train)),
+            None,
+        );
+        let hyper: Vec<f64> = fitted
+            .aux_log
+            .iter()
+            .filter(|e| e.phase == "hyper")
+            .map(|e| e.hyper_loss.unwrap())
+            .collect();
+        assert_eq!(hyper.len(), 60);
+        let early = hyper[..5].iter().sum::<f64>() / 5.0;
+        let late = hyper[55..].iter().sum::<f64>() / 5.0;
+        assert!(late < early - 0.05, "aux loss {early} -> {late}");
+        // a cell with no input-output path makes a constant network: leave those out
+        let pairs: Vec<(&EncodedArch, &ProxyProgram)> = archs
+            .iter()
+            .zip(&prepared.programs)
+            .filter(|(a, _)| a.cell.num_edges() > 0)
+            .take(4)
+            .collect();
+        let acc = fitted.generated_accuracy(&pairs, &images.test);
+        let mean = acc.iter().sum::<f64>() / acc.len() as f64;
+        // chance is 10 %
+        assert!(
+            mean > 15.0,
+            "held-out accuracy of generated networks {acc:?}"
+        );
+        // the regressor phase trained the head only: the encoder is frozen
+        assert!(fitted.aux_log.iter().any(|e| e.phase == "predict"));
+    }
+
+    #[test]
+    fn joint_training_is_deterministic_and_moves_the_task_weights() {
+        let images = crate::data::cifar::embedded().unwrap();
+        let (archs, targets) = toy_problem(30);
+        let (m, mut t) = configs(PredictorKind::Hypernas);
+        t.epochs = 3;
+        let prepared = aux_for(&archs[..20], &m);
+        let data = prepared.data(&images.train);
+        let run = || fit(&m, &t, &archs[..20], &targets[..20], Some(&data), None);
+        let a = run();
+        let b = run();
+        assert_eq!(a.predict(&archs[20..]), b.predict(&archs[20..]));
+        assert_eq!(a.aux_log.len(), 3);
+        let last = a.aux_log.last().unwrap();
+        assert_eq!(last.phase, "joint");
+        assert!(last.hyper_loss.unwrap().is_finite());
+        assert!(
+            last.u
+                .iter()
+                .all(|&u| u.is_finite() && (u - 1.0).abs() > 1e-6),
+            "{:?}",
+            last.u
+        );
     }
 
     #[test]

@@ -377,3 +377,91 @@ fn demo_runs_and_reports_a_top_10() {
         "{stdout}"
     );
 }
+
+#[test]
+fn hypernas_trains_on_images_and_exports_generated_weights() {
+    let dir = TempDir::new().unwrap();
+    let model = dir.path().join("hn.safetensors");
+    let log = dir.path().join("log.jsonl");
+    let output = hypernas()
+        .args(["train", "--predictor", "hypernas", "--train-size", "30"])
+        .args(["--epochs", "3", "--aux-unlabelled", "5", "--out"])
+        .arg(&model)
+        .arg("--train-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("u (predict, hyper)"));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(log.lines().count(), 3);
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert!(last["hyper_loss"].as_f64().unwrap() > 0.0);
+    assert_eq!(last["u"].as_array().unwrap().len(), 2);
+
+    let weights = dir.path().join("w.safetensors");
+    let output = hypernas()
+        .args(["weights", "--arch", "333333", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("held-out CIFAR-10 images"), "{stdout}");
+    let bytes = std::fs::read(&weights).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    // stem + 3 cells x 6 convs + 2 residual blocks x 3 + classifier
+    assert_eq!(header.as_object().unwrap().len() - 1, 1 + 18 + 6 + 1);
+    assert_eq!(
+        header["001.conv3x3"]["shape"],
+        serde_json::json!([8, 3, 3, 3])
+    );
+    assert!(
+        header["__metadata__"]["program"]
+            .as_str()
+            .unwrap()
+            .contains("conv")
+    );
+
+    // a model without a hypernetwork has no weights to export
+    let plain = train_small(dir.path(), "np", 0, "np.safetensors");
+    let output = hypernas()
+        .args(["weights", "--arch", "333333", "--model"])
+        .arg(&plain)
+        .arg("--out")
+        .arg(dir.path().join("x.safetensors"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "no hypernetwork");
+    assert!(!dir.path().join("x.safetensors").exists());
+}
+
+#[test]
+fn bad_aux_images_fail_cleanly() {
+    let dir = TempDir::new().unwrap();
+    let images = dir.path().join("cifar");
+    std::fs::create_dir(&images).unwrap();
+    // one record and a half: truncated
+    std::fs::write(images.join("data_batch_1.bin"), vec![3u8; 3073 + 100]).unwrap();
+    let model = dir.path().join("m.safetensors");
+    let output = hypernas()
+        .args(["train", "--predictor", "hypernas", "--train-size", "20"])
+        .args(["--epochs", "1", "--aux-data"])
+        .arg(&images)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "data_batch_1.bin");
+    assert!(!model.exists());
+    let output = hypernas()
+        .args(["train", "--predictor", "hypernas", "--preference-q", "1"])
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "--preference-q");
+}

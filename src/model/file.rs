@@ -89,6 +89,39 @@ fn canonical_header(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Write plain f32 tensors as a safetensors file (atomically), with string `metadata`. Keys are
+/// sorted and data laid out in name order, so equal inputs give equal bytes.
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let mut sorted: Vec<&(String, Vec<usize>, Vec<f32>)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::to_value(metadata)?);
+    let mut data = Vec::new();
+    for (name, shape, values) in sorted {
+        let start = data.len();
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut text = serde_json::to_string(&header)?;
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + data.len());
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&data);
+    write_atomic(path, &out)
+}
+
 /// The directory `path` will be written into, or an error if it does not exist or `path` is a
 /// directory; called before long work so it fails early.
 pub fn check_writable(path: &Path) -> Result<&Path> {
@@ -198,6 +231,7 @@ pub fn load(path: &Path) -> Result<(ModelHeader, Fitted)> {
         standardizer: header.standardizer,
         regressor: regressor.valid(),
         epoch_losses: Vec::new(),
+        aux_log: Vec::new(),
     };
     Ok((header, fitted))
 }

@@ -146,7 +146,26 @@ impl SequenceGcn {
     /// node-level product has inner size V (the vocabulary) instead of H, and `z` is multiplied
     /// once per architecture rather than once per node. Same function, about a quarter fewer
     /// FLOPs.
-    pub fn forward(&self, graphs: &GraphTensors, mut rng: Option<&mut ChaCha8Rng>) -> Tensor<2> {
+    pub fn forward(&self, graphs: &GraphTensors, rng: Option<&mut ChaCha8Rng>) -> Tensor<2> {
+        self.forward_inner(graphs, rng, false).0
+    }
+
+    /// Like [`SequenceGcn::forward`], plus the final node features of every position
+    /// (`[B, N, H]` each), which the hypernetwork turns into weights.
+    pub fn forward_with_nodes(
+        &self,
+        graphs: &GraphTensors,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> (Tensor<2>, Vec<Tensor<3>>) {
+        self.forward_inner(graphs, rng, true)
+    }
+
+    fn forward_inner(
+        &self,
+        graphs: &GraphTensors,
+        mut rng: Option<&mut ChaCha8Rng>,
+        keep_nodes: bool,
+    ) -> (Tensor<2>, Vec<Tensor<3>>) {
         let device = graphs.positions[0].features.device();
         let b = graphs.batch;
         let (first, rest) = self.layers.split_first().expect("at least one GCN layer");
@@ -162,6 +181,7 @@ impl SequenceGcn {
         .unsqueeze_dim(0);
         let mut z: Option<Tensor<2>> = None;
         let mut sum: Option<Tensor<2>> = None;
+        let mut nodes = Vec::new();
         for pos in &graphs.positions {
             let [_, n, v] = pos.features.dims();
             let mut xw: Tensor<3> = pos
@@ -183,9 +203,13 @@ impl SequenceGcn {
                 x = layer.forward(x, &pos.forward, &pos.backward);
                 x = dropout(x, self.dropout, rng.as_deref_mut());
             }
+            if keep_nodes {
+                nodes.push(x.clone());
+            }
             self.pool_into(pos, x, graphs.ragged, &mut z, &mut sum);
         }
-        sum.unwrap_or_else(|| Tensor::zeros([b, self.hidden], &device))
+        let pooled = sum.unwrap_or_else(|| Tensor::zeros([b, self.hidden], &device));
+        (pooled, nodes)
     }
 
     /// Mean-pool the cell's nodes into `z`, carry `z` unchanged over padding cells, and add the

@@ -2,6 +2,7 @@
 
 pub mod file;
 pub mod gcn;
+pub mod hyper;
 pub mod layers;
 pub mod loss;
 pub mod predictor;

@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::gcn::{GraphTensors, SequenceGcn};
+use super::hyper::{HyperConfig, HyperNet};
 use super::layers::{Dense, dropout};
+use super::loss::TaskWeights;
 use crate::encoding::{CellGraph, PackedGraphs};
 use crate::space::EncodedArch;
 
@@ -16,6 +18,14 @@ use crate::space::EncodedArch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PredictorKind {
+    /// Full HyperNAS: the hypernetwork-predictor trained jointly with the shared hypernetwork's
+    /// auxiliary task (generated candidate networks classifying CIFAR-10) under the dynamic
+    /// adaptive multi-task loss.
+    Hypernas,
+    /// The hypernetwork task alone trains the encoder; a regressor is then fitted on the frozen
+    /// embedding.
+    #[value(name = "hypernas-h")]
+    HypernasH,
     /// Global encoding (the whole network as a sequence of cells) through the shared
     /// bidirectional GCN with z-passing, then an MLP regressor. HyperNAS without hypernetwork.
     #[value(name = "hypernas-p")]
@@ -27,14 +37,30 @@ pub enum PredictorKind {
 }
 
 impl PredictorKind {
+    /// The predictors the plain bench runs by default (those without the image task).
     pub const ALL: [PredictorKind; 3] = [
         PredictorKind::Np,
         PredictorKind::HypernasP,
         PredictorKind::Mlp,
     ];
 
+    /// Whether the kind trains the hypernetwork on images.
+    pub fn uses_hypernetwork(self) -> bool {
+        matches!(self, PredictorKind::Hypernas | PredictorKind::HypernasH)
+    }
+
+    /// Whether the kind reads the global encoding (the whole network as a sequence of cells).
+    pub fn uses_global_encoding(self) -> bool {
+        matches!(
+            self,
+            PredictorKind::Hypernas | PredictorKind::HypernasH | PredictorKind::HypernasP
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
+            PredictorKind::Hypernas => "hypernas",
+            PredictorKind::HypernasH => "hypernas-h",
             PredictorKind::HypernasP => "hypernas-p",
             PredictorKind::Np => "np",
             PredictorKind::Mlp => "mlp",
@@ -60,6 +86,9 @@ pub struct ModelConfig {
     pub gcn_layers: usize,
     pub head_hidden: usize,
     pub dropout: f64,
+    /// The hypernetwork and its proxy networks (`hypernas`, `hypernas-h`).
+    #[serde(default)]
+    pub hyper: Option<HyperConfig>,
 }
 
 /// What one batch of architectures looks like to a predictor.
@@ -73,7 +102,7 @@ pub enum BatchInput {
 impl BatchInput {
     pub fn new(kind: PredictorKind, archs: &[&EncodedArch], vocab: usize, device: &Device) -> Self {
         match kind {
-            PredictorKind::HypernasP => {
+            PredictorKind::HypernasP | PredictorKind::Hypernas | PredictorKind::HypernasH => {
                 let seqs: Vec<&[CellGraph]> =
                     archs.iter().map(|a| a.global.cells.as_slice()).collect();
                 Self::Graphs(GraphTensors::new(&PackedGraphs::pack(&seqs, vocab), device))
@@ -100,10 +129,24 @@ impl BatchInput {
 /// A graph encoder followed by `H -> head_hidden -> 1`.
 #[derive(Module, Debug)]
 pub struct GraphRegressor {
-    encoder: SequenceGcn,
-    head_in: Dense,
-    head_out: Dense,
+    pub encoder: SequenceGcn,
+    pub head_in: Dense,
+    pub head_out: Dense,
     dropout: f64,
+    /// The shared hypernetwork (`hypernas`, `hypernas-h`); unused at prediction time.
+    pub hyper: Option<HyperNet>,
+    /// `u_t` of the adaptive multi-task loss (`hypernas`).
+    pub tasks: Option<TaskWeights>,
+}
+
+impl GraphRegressor {
+    /// The regression head on a batch of embeddings.
+    pub fn head(&self, h: Tensor<2>, rng: Option<&mut ChaCha8Rng>) -> Tensor<1> {
+        let h = dropout(relu(self.head_in.forward(h)), self.dropout, rng);
+        let out = self.head_out.forward(h);
+        let b = out.dims()[0];
+        out.reshape([b])
+    }
 }
 
 /// `flat -> head_hidden -> head_hidden -> 1`.
@@ -115,6 +158,8 @@ pub struct MlpRegressor {
     dropout: f64,
 }
 
+// One value per model, so the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Regressor {
     Graph(GraphRegressor),
@@ -124,7 +169,10 @@ pub enum Regressor {
 impl Regressor {
     pub fn new(config: &ModelConfig, rng: &mut ChaCha8Rng, device: &Device) -> Self {
         match config.kind {
-            PredictorKind::HypernasP | PredictorKind::Np => {
+            PredictorKind::HypernasP
+            | PredictorKind::Np
+            | PredictorKind::Hypernas
+            | PredictorKind::HypernasH => {
                 let encoder = SequenceGcn::new(
                     config.vocab,
                     config.hidden,
@@ -133,11 +181,23 @@ impl Regressor {
                     rng,
                     device,
                 );
+                let head_in = Dense::new(config.hidden, config.head_hidden, rng, device);
+                let head_out = Dense::new(config.head_hidden, 1, rng, device);
+                // Drawn after the predictor's own weights so hypernas-p initialises as before.
+                let hyper = match (config.kind.uses_hypernetwork(), &config.hyper) {
+                    (true, Some(h)) => Some(HyperNet::new(config.hidden, h, rng, device)),
+                    (true, None) => panic!("{} needs a hypernetwork configuration", config.kind),
+                    (false, _) => None,
+                };
+                let tasks =
+                    (config.kind == PredictorKind::Hypernas).then(|| TaskWeights::new(2, device));
                 Regressor::Graph(GraphRegressor {
                     encoder,
-                    head_in: Dense::new(config.hidden, config.head_hidden, rng, device),
-                    head_out: Dense::new(config.head_hidden, 1, rng, device),
+                    head_in,
+                    head_out,
                     dropout: config.dropout,
+                    hyper,
+                    tasks,
                 })
             }
             PredictorKind::Mlp => Regressor::Mlp(MlpRegressor {
@@ -154,8 +214,7 @@ impl Regressor {
         let out = match (self, input) {
             (Regressor::Graph(g), BatchInput::Graphs(graphs)) => {
                 let h = g.encoder.forward(graphs, rng.as_deref_mut());
-                let h = dropout(relu(g.head_in.forward(h)), g.dropout, rng);
-                g.head_out.forward(h)
+                return g.head(h, rng);
             }
             (Regressor::Mlp(m), BatchInput::Flat(x)) => {
                 let h = relu(m.l1.forward(x.clone()));

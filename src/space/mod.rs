@@ -10,6 +10,7 @@ use std::hash::Hash;
 use rand::RngCore;
 
 use crate::encoding::{CellGraph, GlobalEncoding};
+use crate::target::{ProxyConfig, ProxyProgram};
 
 /// Why an architecture string was rejected. One line, meant for a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +62,13 @@ pub trait SearchSpace: Send + Sync + 'static {
 
     /// Length of [`SearchSpace::flat_features`], the same for every architecture.
     fn flat_dim(&self) -> usize;
+
+    /// The reduced candidate network the hypernetwork's auxiliary task runs on images, with
+    /// its weighted layers pointing into [`SearchSpace::global_encoding`]. `None` for spaces
+    /// without an image network (the aux task is then unavailable).
+    fn proxy_program(&self, _arch: &Self::Arch, _config: &ProxyConfig) -> Option<ProxyProgram> {
+        None
+    }
 }
 
 /// An architecture after parsing, carried through the space-agnostic core in every form the
@@ -84,6 +92,11 @@ pub trait DynSpace: Send + Sync {
     fn enumerate_strings(&self) -> Option<Vec<String>>;
     fn node_vocabulary(&self) -> &[&'static str];
     fn flat_dim(&self) -> usize;
+    fn proxy_program(
+        &self,
+        text: &str,
+        config: &ProxyConfig,
+    ) -> Result<Option<ProxyProgram>, ArchError>;
 }
 
 impl<S: SearchSpace> DynSpace for S {
@@ -126,6 +139,15 @@ impl<S: SearchSpace> DynSpace for S {
 
     fn flat_dim(&self) -> usize {
         SearchSpace::flat_dim(self)
+    }
+
+    fn proxy_program(
+        &self,
+        text: &str,
+        config: &ProxyConfig,
+    ) -> Result<Option<ProxyProgram>, ArchError> {
+        let arch = self.parse(text)?;
+        Ok(SearchSpace::proxy_program(self, &arch, config))
     }
 }
 

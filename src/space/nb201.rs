@@ -7,6 +7,7 @@ use rand::{Rng, RngCore};
 
 use super::{ArchError, SearchSpace};
 use crate::encoding::{CellGraph, GlobalEncoding};
+use crate::target::{CLASSES, Layer, ProxyConfig, ProxyProgram, Slot};
 
 /// The five edge operations, in the benchmark's own index order (the `ops` digit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -341,6 +342,123 @@ impl SearchSpace for Nb201Space {
         }
         features
     }
+
+    /// The NB201 network (stem conv-BN, stages of cells joined by residual reduction blocks,
+    /// BN-ReLU, global pooling, linear classifier) at proxy size: the first
+    /// `config.cells_per_stage` cells of each stage. Every layer is driven by the node of the
+    /// global encoding it corresponds to.
+    fn proxy_program(&self, arch: &Nb201Arch, config: &ProxyConfig) -> Option<ProxyProgram> {
+        let global = self.global_encoding(arch);
+        let mut p = ProxyProgram::default();
+        let image = p.push(Layer::Image, vec![], None);
+        let mut channels = config.width;
+        let conv = |kernel, stride, c_in, c_out, pre_relu, post_norm| Layer::Conv {
+            kernel,
+            stride,
+            c_in,
+            c_out,
+            pre_relu,
+            post_norm,
+        };
+        let mut x = p.push(
+            conv(3, 1, 3, channels, false, true),
+            vec![image],
+            Some(Slot { cell: 0, node: 1 }),
+        );
+        let mut cell = 1;
+        for stage in 0..3 {
+            if stage > 0 {
+                let slot = |node| Some(Slot { cell, node });
+                let (c, c2) = (channels, 2 * channels);
+                let a = p.push(conv(3, 2, c, c2, true, true), vec![x], slot(1));
+                let b = p.push(conv(3, 1, c2, c2, true, true), vec![a], slot(2));
+                let pooled = p.push(
+                    Layer::AvgPool {
+                        kernel: 2,
+                        stride: 2,
+                    },
+                    vec![x],
+                    None,
+                );
+                let short = p.push(conv(1, 1, c, c2, false, false), vec![pooled], slot(3));
+                x = p.push(Layer::Identity, vec![b, short], None);
+                channels = c2;
+                cell += 1;
+            }
+            for j in 0..self.cells_per_stage {
+                if j < config.cells_per_stage {
+                    x = push_cell(&mut p, &global.cells[cell], cell, x, channels);
+                }
+                cell += 1;
+            }
+        }
+        let act = p.push(Layer::NormRelu, vec![x], None);
+        let pooled = p.push(Layer::GlobalAvgPool, vec![act], None);
+        p.push(
+            Layer::Linear {
+                c_in: channels,
+                c_out: CLASSES,
+            },
+            vec![pooled],
+            Some(Slot { cell, node: 3 }),
+        );
+        Some(p)
+    }
+}
+
+/// Append one searchable cell, walking its (possibly pruned) op-on-node graph: each node sums
+/// its predecessors and applies its op; an output with no predecessor is zero.
+fn push_cell(
+    p: &mut ProxyProgram,
+    graph: &CellGraph,
+    cell: usize,
+    input: usize,
+    c: usize,
+) -> usize {
+    let n = graph.num_nodes();
+    let mut at = vec![input; n];
+    for node in 1..n {
+        let preds: Vec<usize> = (0..node)
+            .filter(|&j| graph.has_edge(j, node))
+            .map(|j| at[j])
+            .collect();
+        let op = graph.ops()[node];
+        let slot = Some(Slot { cell, node });
+        let (layer, slot) = match op {
+            OUTPUT if preds.is_empty() => (Layer::Zero, None),
+            OUTPUT => (Layer::Identity, None),
+            _ => match Nb201Op::ALL[(op - FIRST_OP) as usize] {
+                Nb201Op::None => (Layer::Zero, None),
+                Nb201Op::SkipConnect => (Layer::Identity, None),
+                Nb201Op::AvgPool3x3 => (
+                    Layer::AvgPool {
+                        kernel: 3,
+                        stride: 1,
+                    },
+                    None,
+                ),
+                Nb201Op::Conv1x1 | Nb201Op::Conv3x3 => {
+                    let kernel = if op == FIRST_OP + Nb201Op::Conv1x1.index() as u16 {
+                        1
+                    } else {
+                        3
+                    };
+                    let layer = Layer::Conv {
+                        kernel,
+                        stride: 1,
+                        c_in: c,
+                        c_out: c,
+                        pre_relu: true,
+                        post_norm: true,
+                    };
+                    (layer, slot)
+                }
+            },
+        };
+        let inputs = if preds.is_empty() { vec![input] } else { preds };
+        at[node] = p.push(layer, inputs, slot);
+    }
+    at[n - 1]
 }
 
 /// The six op digits of an NB201 string (test helper for targets built from the ops).
@@ -452,6 +570,99 @@ mod tests {
             enc.cells[1],
             space.cell_graph(&space.parse("421211").unwrap())
         );
+    }
+
+    /// The vocabulary names a weighted proxy layer may be generated from.
+    fn allowed_node_types(layer: &Layer) -> &'static [&'static str] {
+        match layer {
+            Layer::Conv { kernel: 3, .. } => &[
+                "nor_conv_3x3",
+                "stem_conv3x3_bn",
+                "res_relu_conv3x3_s2_bn",
+                "res_relu_conv3x3_bn",
+            ],
+            Layer::Conv { kernel: 1, .. } => &["nor_conv_1x1", "res_shortcut_avgpool_conv1x1"],
+            Layer::Linear { .. } => &["head_linear"],
+            _ => &[],
+        }
+    }
+
+    #[test]
+    fn proxy_layers_are_generated_from_their_own_nodes() {
+        let space = Nb201Space::default();
+        for digits in ["421211", "333333", "000000", "103020", "232323"] {
+            let arch = space.parse(digits).unwrap();
+            let global = space.global_encoding(&arch);
+            for cells in [1, 2] {
+                let config = ProxyConfig {
+                    cells_per_stage: cells,
+                    ..ProxyConfig::default()
+                };
+                let program = space.proxy_program(&arch, &config).unwrap();
+                for i in program.weighted_nodes() {
+                    let node = &program.nodes[i];
+                    let slot = node.slot.unwrap();
+                    let op = global.cells[slot.cell].ops()[slot.node];
+                    let name = VOCAB[op as usize];
+                    assert!(
+                        allowed_node_types(&node.layer).contains(&name),
+                        "{digits}: layer {:?} generated from a '{name}' node",
+                        node.layer
+                    );
+                }
+                let convs = arch
+                    .ops
+                    .iter()
+                    .filter(|op| matches!(op, Nb201Op::Conv1x1 | Nb201Op::Conv3x3))
+                    .count();
+                // stem + two residual blocks (3 each) + classifier, plus the live cell convs
+                let fixed = 1 + 2 * 3 + 1;
+                let cell_convs = space
+                    .cell_graph(&arch)
+                    .ops()
+                    .iter()
+                    .filter(|&&op| {
+                        op == FIRST_OP + Nb201Op::Conv1x1.index() as u16
+                            || op == FIRST_OP + Nb201Op::Conv3x3.index() as u16
+                    })
+                    .count();
+                assert!(cell_convs <= convs);
+                assert_eq!(
+                    program.weighted_nodes().count(),
+                    fixed + 3 * cells * cell_convs
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn proxy_networks_run_even_when_a_cell_is_cut() {
+        use burn::prelude::*;
+        let space = Nb201Space::default();
+        let device = Device::flex();
+        let config = ProxyConfig::default();
+        // "000000": no path through the cell; "100000"... cut too; "333333": all convs
+        for digits in ["000000", "100000", "333333", "444444"] {
+            let arch = space.parse(digits).unwrap();
+            let program = space.proxy_program(&arch, &config).unwrap();
+            let weights: Vec<Option<Tensor<4>>> = program
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.layer
+                        .weight_shape()
+                        .map(|(k, o, i)| Tensor::ones([o, i, k, k], &device).mul_scalar(0.1))
+                })
+                .collect();
+            let s = config.image_size;
+            let images = Tensor::<4>::ones([2, 3, s, s], &device);
+            let logits = program.forward(images, &weights);
+            assert_eq!(logits.dims(), [2, CLASSES], "{digits}");
+        }
+        let cut = space
+            .proxy_program(&space.parse("000000").unwrap(), &config)
+            .unwrap();
+        assert!(cut.nodes.iter().any(|n| n.layer == Layer::Zero));
     }
 
     fn arb_arch() -> impl Strategy<Value = Nb201Arch> {

@@ -1,0 +1,373 @@
+//! Candidate networks run with generated weights: the hypernetwork's auxiliary task.
+//!
+//! A space describes the (reduced, "proxy") network of an architecture as a [`ProxyProgram`]: a
+//! topologically ordered list of layers, each reading the sum of its inputs. Layers that need
+//! weights name the node of the global encoding whose GCN feature generates them (a [`Slot`]),
+//! so the executor walks the same graphs the encoder sees. Nothing here holds a learned
+//! parameter: normalisation uses the batch's own statistics without an affine part (GHN
+//! practice), so every weight of the candidate network comes from the hypernetwork.
+
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::module::{avg_pool2d, conv2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::data::cifar::NUM_CLASSES;
+
+/// Size of the proxy network: the candidate network reduced so that the aux task fits a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyConfig {
+    /// Channels of the first stage (stages double it at each reduction).
+    pub width: usize,
+    /// Searchable cells per stage (the benchmark network has more; see the README).
+    pub cells_per_stage: usize,
+    /// Side of the square input images (CIFAR-10 is 32; 16 averages 2x2 blocks).
+    pub image_size: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            width: 8,
+            cells_per_stage: 1,
+            image_size: 16,
+        }
+    }
+}
+
+/// The node of the global encoding whose GCN feature generates a layer's weight:
+/// `node` of the `cell`-th cell graph of the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Slot {
+    pub cell: usize,
+    pub node: usize,
+}
+
+/// One layer of a proxy network. Inputs are summed before the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "layer", rename_all = "snake_case")]
+pub enum Layer {
+    /// The image batch.
+    Image,
+    /// Convolution without bias, `[c_out, c_in, kernel, kernel]` generated weight; "same"
+    /// padding. `pre_relu`/`post_norm` give the ReLU-Conv-BN pattern of NB201 ops.
+    Conv {
+        kernel: usize,
+        stride: usize,
+        c_in: usize,
+        c_out: usize,
+        pre_relu: bool,
+        post_norm: bool,
+    },
+    /// Average pooling; odd kernels pad to keep the size and do not count the padding.
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+    },
+    Identity,
+    /// Zeros shaped like the input (a cell with no path from input to output).
+    Zero,
+    /// Batch normalisation (no affine) then ReLU.
+    NormRelu,
+    GlobalAvgPool,
+    /// Classifier without bias, `[c_out, c_in]` generated weight (drawn from the kernel-1 head).
+    Linear {
+        c_in: usize,
+        c_out: usize,
+    },
+}
+
+impl Layer {
+    /// `(kernel, c_out, c_in)` of the generated weight, for layers that have one.
+    pub fn weight_shape(&self) -> Option<(usize, usize, usize)> {
+        match *self {
+            Layer::Conv {
+                kernel,
+                c_in,
+                c_out,
+                ..
+            } => Some((kernel, c_out, c_in)),
+            Layer::Linear { c_in, c_out } => Some((1, c_out, c_in)),
+            _ => None,
+        }
+    }
+
+    /// A short name used for exported weights (`conv3x3`, `linear`).
+    pub fn kind_name(&self) -> String {
+        match *self {
+            Layer::Conv { kernel, .. } => format!("conv{kernel}x{kernel}"),
+            Layer::Linear { .. } => "linear".into(),
+            Layer::Image => "image".into(),
+            Layer::AvgPool { kernel, .. } => format!("avgpool{kernel}x{kernel}"),
+            Layer::Identity => "identity".into(),
+            Layer::Zero => "zero".into(),
+            Layer::NormRelu => "norm_relu".into(),
+            Layer::GlobalAvgPool => "global_avgpool".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxyNode {
+    #[serde(flatten)]
+    pub layer: Layer,
+    /// Earlier nodes whose outputs are summed into this one.
+    pub inputs: Vec<usize>,
+    /// Where the weight comes from, for layers with a weight.
+    pub slot: Option<Slot>,
+}
+
+/// A candidate network in execution order; the last node produces the logits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProxyProgram {
+    pub nodes: Vec<ProxyNode>,
+}
+
+impl ProxyProgram {
+    /// Append a node and return its index.
+    pub fn push(&mut self, layer: Layer, inputs: Vec<usize>, slot: Option<Slot>) -> usize {
+        debug_assert!(inputs.iter().all(|&i| i < self.nodes.len()));
+        debug_assert_eq!(layer.weight_shape().is_some(), slot.is_some());
+        self.nodes.push(ProxyNode {
+            layer,
+            inputs,
+            slot,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Indices of the nodes that take a generated weight, in order.
+    pub fn weighted_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.slot.is_some())
+            .map(|(i, _)| i)
+    }
+
+    /// Run the network on `images` (`[B, 3, S, S]`) with `weights[i]` the generated weight of
+    /// node `i` (`None` for layers without one). Returns the logits `[B, classes]`.
+    ///
+    /// # Panics
+    /// If a weighted node has no weight or the program's shapes do not chain; both are
+    /// programming errors in a space's program builder.
+    pub fn forward(&self, images: Tensor<4>, weights: &[Option<Tensor<4>>]) -> Tensor<2> {
+        let mut values: Vec<Option<Value>> = Vec::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            let input = node
+                .inputs
+                .iter()
+                .map(|&j| values[j].clone().expect("input computed before use"))
+                .reduce(Value::add);
+            let out = match (node.layer, input) {
+                (Layer::Image, _) => Value::Map(images.clone()),
+                (layer, Some(x)) => apply(layer, x, weights[i].as_ref()),
+                (layer, None) => panic!("layer {layer:?} at node {i} has no input"),
+            };
+            values.push(Some(out));
+        }
+        match values.pop().flatten() {
+            Some(Value::Vector(logits)) => logits,
+            _ => panic!("a proxy program must end in a classifier"),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Value {
+    Map(Tensor<4>),
+    Vector(Tensor<2>),
+}
+
+impl Value {
+    fn add(self, other: Value) -> Value {
+        match (self, other) {
+            (Value::Map(a), Value::Map(b)) => Value::Map(a + b),
+            (Value::Vector(a), Value::Vector(b)) => Value::Vector(a + b),
+            _ => panic!("summing a feature map and a vector"),
+        }
+    }
+
+    fn map(self) -> Tensor<4> {
+        match self {
+            Value::Map(x) => x,
+            Value::Vector(_) => panic!("expected a feature map"),
+        }
+    }
+}
+
+fn apply(layer: Layer, x: Value, weight: Option<&Tensor<4>>) -> Value {
+    match layer {
+        Layer::Image => unreachable!("handled by the caller"),
+        Layer::Conv {
+            kernel,
+            stride,
+            pre_relu,
+            post_norm,
+            ..
+        } => {
+            let mut x = x.map();
+            if pre_relu {
+                x = relu(x);
+            }
+            let pad = kernel / 2;
+            let options = ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1);
+            let w = weight
+                .expect("conv layer without a generated weight")
+                .clone();
+            let mut y = conv2d(x, w, None, options);
+            if post_norm {
+                y = batch_norm(y);
+            }
+            Value::Map(y)
+        }
+        Layer::AvgPool { kernel, stride } => {
+            let pad = if kernel % 2 == 1 { kernel / 2 } else { 0 };
+            let options = AvgPoolOptions::new([kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding([pad, pad])
+                .with_count_include_pad(false);
+            Value::Map(avg_pool2d(x.map(), options))
+        }
+        Layer::Identity => x,
+        Layer::Zero => match x {
+            Value::Map(m) => Value::Map(m.zeros_like()),
+            Value::Vector(v) => Value::Vector(v.zeros_like()),
+        },
+        Layer::NormRelu => Value::Map(relu(batch_norm(x.map()))),
+        Layer::GlobalAvgPool => {
+            let m = x.map();
+            let [b, c, _, _] = m.dims();
+            Value::Vector(m.mean_dims(&[2, 3]).reshape([b, c]))
+        }
+        Layer::Linear { c_in, c_out } => {
+            let w = weight
+                .expect("linear layer without a generated weight")
+                .clone();
+            let w: Tensor<2> = w.reshape([c_out, c_in]).transpose();
+            match x {
+                Value::Vector(v) => Value::Vector(v.matmul(w)),
+                Value::Map(_) => panic!("linear layer on a feature map"),
+            }
+        }
+    }
+}
+
+const NORM_EPS: f64 = 1e-5;
+
+/// Per-channel normalisation with the batch's statistics and no learned scale or shift.
+pub fn batch_norm(x: Tensor<4>) -> Tensor<4> {
+    let mean = x.clone().mean_dims(&[0, 2, 3]);
+    let centered = x - mean;
+    let var = centered.clone().powi_scalar(2).mean_dims(&[0, 2, 3]);
+    centered / var.add_scalar(NORM_EPS).sqrt()
+}
+
+/// Mean cross-entropy of `logits` `[B, C]` against integer `labels`.
+pub fn cross_entropy(logits: Tensor<2>, labels: &[i64]) -> Tensor<1> {
+    let [b, c] = logits.dims();
+    let mut onehot = vec![0.0f32; b * c];
+    for (i, &l) in labels.iter().enumerate() {
+        onehot[i * c + l as usize] = 1.0;
+    }
+    let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, c]), &logits.device());
+    (log_softmax(logits, 1) * onehot)
+        .sum()
+        .neg()
+        .div_scalar(b as f64)
+}
+
+/// How many rows of `logits` put their maximum on the label.
+pub fn correct(logits: Tensor<2>, labels: &[i64]) -> usize {
+    let [b, c] = logits.dims();
+    let values: Vec<f32> = logits.into_data().try_to_vec::<f32>().expect("f32 logits");
+    (0..b)
+        .filter(|&i| {
+            let row = &values[i * c..(i + 1) * c];
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |best, (j, &v)| if v > row[best] { j } else { best });
+            best as i64 == labels[i]
+        })
+        .count()
+}
+
+/// The number of classes every proxy classifier outputs.
+pub const CLASSES: usize = NUM_CLASSES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor4(values: Vec<f32>, shape: [usize; 4]) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(values, shape), &Device::flex())
+    }
+
+    #[test]
+    fn batch_norm_gives_zero_mean_unit_variance_per_channel() {
+        let x = tensor4(
+            (0..32).map(|v| (v * v) as f32 * 0.1).collect(),
+            [2, 2, 2, 4],
+        );
+        let y: Vec<f32> = batch_norm(x).into_data().try_to_vec::<f32>().unwrap();
+        for ch in 0..2 {
+            let vals: Vec<f32> = (0..2)
+                .flat_map(|b| y[(b * 2 + ch) * 8..(b * 2 + ch + 1) * 8].to_vec())
+                .collect();
+            let mean = vals.iter().sum::<f32>() / 16.0;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 16.0;
+            assert!(
+                mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
+                "{mean} {var}"
+            );
+        }
+    }
+
+    #[test]
+    fn cross_entropy_matches_the_formula() {
+        let logits = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 0.5, 0.0, 0.0, 3.0], [2, 3]),
+            &Device::flex(),
+        );
+        let got = cross_entropy(logits.clone(), &[1, 0]).into_scalar::<f32>();
+        let lse = |r: [f32; 3]| r.iter().map(|v| v.exp()).sum::<f32>().ln();
+        let want = ((lse([1.0, 2.0, 0.5]) - 2.0) + (lse([0.0, 0.0, 3.0]) - 0.0)) / 2.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        assert_eq!(correct(logits, &[1, 0]), 1);
+    }
+
+    #[test]
+    fn a_small_program_runs_and_sums_inputs() {
+        // image -> conv1x1 (identity weight) ; image -> identity ; sum -> pool -> linear
+        let mut p = ProxyProgram::default();
+        let img = p.push(Layer::Image, vec![], None);
+        let slot = Some(Slot { cell: 0, node: 0 });
+        let conv = p.push(
+            Layer::Conv {
+                kernel: 1,
+                stride: 1,
+                c_in: 2,
+                c_out: 2,
+                pre_relu: false,
+                post_norm: false,
+            },
+            vec![img],
+            slot,
+        );
+        let skip = p.push(Layer::Identity, vec![img], None);
+        let gap = p.push(Layer::GlobalAvgPool, vec![conv, skip], None);
+        p.push(Layer::Linear { c_in: 2, c_out: 2 }, vec![gap], slot);
+        let eye = tensor4(vec![1.0, 0.0, 0.0, 1.0], [2, 2, 1, 1]);
+        let images = tensor4(vec![1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0], [1, 2, 2, 2]);
+        let weights = vec![None, Some(eye.clone()), None, None, Some(eye)];
+        let logits: Vec<f32> = p
+            .forward(images, &weights)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(logits, vec![2.0, 6.0]);
+        assert_eq!(p.weighted_nodes().collect::<Vec<_>>(), vec![1, 4]);
+    }
+}
