@@ -223,3 +223,38 @@ impl PreparedAux {
 
 /// Keeps the unlabelled draw independent of the training-set split drawn from the same seed.
 const UNLABELLED_SALT: u64 = 0x5eed_a11c_e11a_b1ed;
+
+/// Seconds per aux step (forward and backward through encoder, hypernetwork and a candidate
+/// network, no optimiser update), averaged over `steps` after one warm-up step, on a freshly
+/// initialised model.
+pub fn time_aux_steps(
+    model_config: &crate::model::ModelConfig,
+    config: &AuxConfig,
+    data: &AuxData,
+    archs: &[EncodedArch],
+    steps: usize,
+) -> f64 {
+    let device = Device::flex().autodiff();
+    let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let model = crate::model::Regressor::new(model_config, &mut rng, &device);
+    let crate::model::Regressor::Graph(graph) = &model else {
+        panic!("the aux task needs a graph predictor");
+    };
+    let task = AuxTask {
+        pool: archs.iter().zip(data.programs).collect(),
+        images: data.images,
+        config: config.clone(),
+        proxy: model_config.hyper.as_ref().expect("hypernetwork").proxy,
+        vocab: model_config.vocab,
+    };
+    let mut run = || {
+        let out = task.step(graph, &mut rng, &device);
+        std::hint::black_box(out.loss.backward());
+    };
+    run();
+    let start = std::time::Instant::now();
+    for _ in 0..steps.max(1) {
+        run();
+    }
+    start.elapsed().as_secs_f64() / steps.max(1) as f64
+}

@@ -1,0 +1,195 @@
+//! The `hypernas` command line: argument parsing and the thin glue from each subcommand to
+//! the library.
+
+mod bench_cmd;
+mod demo;
+mod model_cmds;
+mod options;
+
+use bench_cmd::{BenchArgs, cmd_bench};
+use demo::{DemoArgs, cmd_demo};
+use model_cmds::{
+    EvalArgs, PredictArgs, TrainArgs, WeightsArgs, cmd_eval, cmd_predict, cmd_train, cmd_weights,
+};
+pub use options::ModelOptions;
+use options::{AuxOptions, DEFAULT_PREDICTOR};
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::bench::{self, AuxSource, Protocol, RunResult, Variant};
+use crate::data::Table;
+use crate::data::cifar::{self, CifarData};
+use crate::metrics::{self, Metrics};
+use crate::model::file::{self, ModelHeader};
+use crate::model::hyper::HyperConfig;
+use crate::model::loss::RankLoss;
+use crate::model::{ModelConfig, PredictorKind};
+use crate::report::{self, plot};
+use crate::space::{self, DynSpace, EncodedArch};
+use crate::train::aux::PreparedAux;
+use crate::train::{self, OptimizerKind, TrainConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hypernas",
+    version,
+    about = "Few-shot neural-architecture performance prediction (HyperNAS) and search",
+    long_about = "Label a handful of architectures, fit a predictor, rank a whole search space.\n\n\
+        Data sets embedded in the binary (usable offline as --data NAME): nb201 (all 15,625 \
+        NAS-Bench-201 cells with CIFAR-10/100 and ImageNet16-120 accuracies). Any CSV with an \
+        architecture column and numeric target columns works too. The hypernetwork task of \
+        hypernas / hypernas-h runs on an embedded balanced CIFAR-10 subset (1,000 training + \
+        500 test images) unless --aux-data names the full binary batches."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a predictor on labelled architectures and save it.
+    Train(TrainArgs),
+    /// Score architectures with a trained predictor; writes `arch,prediction`.
+    Predict(PredictArgs),
+    /// Ranking and regression metrics of a trained predictor on the rows it was not trained on.
+    Eval(EvalArgs),
+    /// Run the few-shot protocol table (or timing) for a search space.
+    Bench(BenchArgs),
+    /// Train full HyperNAS on 156 random NAS-Bench-201 cells (with the hypernetwork task on the
+    /// embedded CIFAR-10 images), report tau on the rest and the predicted top-10.
+    Demo(DemoArgs),
+    /// Export the hypernetwork's generated weights of an architecture's proxy network and score
+    /// that network on held-out CIFAR-10 images.
+    Weights(WeightsArgs),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => cmd_train(a),
+        Command::Predict(a) => cmd_predict(a),
+        Command::Eval(a) => cmd_eval(a),
+        Command::Bench(a) => cmd_bench(a),
+        Command::Demo(a) => cmd_demo(a),
+        Command::Weights(a) => cmd_weights(a),
+    }
+}
+
+fn resolve_space(explicit: Option<&str>, data: &str) -> Result<Box<dyn DynSpace>> {
+    let name = match (explicit, Table::embedded_space(data)) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => bail!(
+            "--space is needed for data '{data}' (known spaces: {})",
+            space::SPACE_NAMES.join(", ")
+        ),
+    };
+    Ok(space::by_name(&name)?)
+}
+
+fn epoch_bar(epochs: usize, label: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(epochs as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} epochs ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(label.to_string());
+    pb
+}
+
+fn bar(len: usize, template: &str, label: &str) -> ProgressBar {
+    let pb = epoch_bar(len, label);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+/// The aux task's images when `kind` needs them.
+fn aux_images(opts: &AuxOptions, kinds: &[PredictorKind]) -> Result<Option<CifarData>> {
+    if !kinds.iter().any(|k| k.uses_hypernetwork()) {
+        return Ok(None);
+    }
+    let images = opts.images()?;
+    if images.train.is_empty() {
+        bail!(
+            "{}: no CIFAR-10 training batches (data_batch_*.bin) for the hypernetwork task",
+            images.source
+        );
+    }
+    Ok(Some(images))
+}
+
+/// The hypernetwork task's programs for a training set (`None` for other predictors).
+fn prepare_aux(
+    m: &ModelConfig,
+    t: &TrainConfig,
+    space: &dyn DynSpace,
+    archs: &[EncodedArch],
+    seed: u64,
+) -> Result<Option<PreparedAux>> {
+    let Some(h) = &m.hyper else { return Ok(None) };
+    let unlabelled = t.aux.as_ref().map_or(0, |a| a.unlabelled);
+    Ok(Some(PreparedAux::new(
+        space, archs, &h.proxy, unlabelled, seed,
+    )?))
+}
+
+/// Print a few lines of the multi-task log and write all of it as JSON lines if asked.
+fn report_aux_log(fitted: &train::Fitted, log_path: Option<&std::path::Path>) -> Result<()> {
+    if let Some(path) = log_path {
+        let mut text = String::new();
+        for e in &fitted.aux_log {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
+        }
+        file::write_atomic(path, text.as_bytes())?;
+    }
+    let Some(last) = fitted.aux_log.iter().rev().find(|e| e.hyper_loss.is_some()) else {
+        return Ok(());
+    };
+    eprintln!(
+        "hypernetwork task, epoch {}: cross-entropy {:.3}, train accuracy of generated networks {:.1}%{}",
+        last.epoch + 1,
+        last.hyper_loss.unwrap_or(f64::NAN),
+        last.hyper_train_acc.unwrap_or(f64::NAN),
+        if last.u.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", u (predict, hyper) = ({:.3}, {:.3})",
+                last.u[0], last.u[1]
+            )
+        }
+    );
+    Ok(())
+}
+
+/// Labelled training data: encoded architectures and their targets.
+struct Labelled {
+    archs: Vec<EncodedArch>,
+    targets: Vec<f64>,
+}
+
+fn load_labelled(
+    data: &str,
+    space: &dyn DynSpace,
+    arch_col: Option<&str>,
+    target: &str,
+) -> Result<Labelled> {
+    let table = Table::load(data)?;
+    let targets = table.target(target)?;
+    let archs = table.encode(space, arch_col)?;
+    Ok(Labelled { archs, targets })
+}
