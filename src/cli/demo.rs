@@ -31,19 +31,17 @@ pub(super) fn cmd_demo(a: DemoArgs) -> Result<()> {
     );
     let archs: Vec<EncodedArch> = train_idx.iter().map(|&i| l.archs[i].clone()).collect();
     let targets: Vec<f64> = train_idx.iter().map(|&i| l.targets[i]).collect();
-    let prepared = prepare_aux(&m, &t, space.as_ref(), &archs, a.seed)?;
-    let aux = match (&prepared, &images) {
-        (Some(p), Some(images)) => Some(p.data(&images.train)),
-        _ => None,
-    };
-    let pb = epoch_bar(
-        train::progress_epochs(m.kind, &t, archs.len()),
-        &format!("training {}", m.kind),
-    );
     let start = Instant::now();
-    let fitted = train::fit(&m, &t, &archs, &targets, aux.as_ref(), Some(&pb));
-    pb.finish_and_clear();
-    report_aux_log(&fitted, None)?;
+    let fitted = fit_interactive(
+        &m,
+        &t,
+        space.as_ref(),
+        &archs,
+        &targets,
+        a.seed,
+        images.as_ref(),
+        None,
+    )?;
     println!(
         "trained {} epochs in {:.1}s",
         fitted.epoch_losses.len(),

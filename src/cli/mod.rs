@@ -146,6 +146,34 @@ fn prepare_aux(
     )?))
 }
 
+/// One training run as the commands do it: the aux task prepared when the predictor needs it,
+/// a progress bar, and the multi-task log reported at the end.
+#[allow(clippy::too_many_arguments)]
+fn fit_interactive(
+    m: &ModelConfig,
+    t: &TrainConfig,
+    space: &dyn DynSpace,
+    archs: &[EncodedArch],
+    targets: &[f64],
+    seed: u64,
+    images: Option<&CifarData>,
+    log_path: Option<&std::path::Path>,
+) -> Result<train::Fitted> {
+    let prepared = prepare_aux(m, t, space, archs, seed)?;
+    let aux = match (&prepared, images) {
+        (Some(p), Some(images)) => Some(p.data(&images.train)),
+        _ => None,
+    };
+    let pb = epoch_bar(
+        train::progress_epochs(m.kind, t, archs.len()),
+        &format!("training {}", m.kind),
+    );
+    let fitted = train::fit(m, t, archs, targets, aux.as_ref(), Some(&pb));
+    pb.finish_and_clear();
+    report_aux_log(&fitted, log_path)?;
+    Ok(fitted)
+}
+
 /// Print a few lines of the multi-task log and write all of it as JSON lines if asked.
 fn report_aux_log(fitted: &train::Fitted, log_path: Option<&std::path::Path>) -> Result<()> {
     if let Some(path) = log_path {

@@ -127,32 +127,17 @@ pub(super) fn cmd_train(a: TrainArgs) -> Result<()> {
         a.seed,
     )?;
     let images = aux_images(&a.model.aux, &[model_config.kind])?;
-    let prepared = prepare_aux(
+    let start = Instant::now();
+    let fitted = fit_interactive(
         &model_config,
         &train_config,
         space.as_ref(),
         &train_archs,
-        a.seed,
-    )?;
-    let aux = match (&prepared, &images) {
-        (Some(p), Some(images)) => Some(p.data(&images.train)),
-        _ => None,
-    };
-    let pb = epoch_bar(
-        train::progress_epochs(model_config.kind, &train_config, train_archs.len()),
-        &format!("training {}", model_config.kind),
-    );
-    let start = Instant::now();
-    let fitted = train::fit(
-        &model_config,
-        &train_config,
-        &train_archs,
         &train_targets,
-        aux.as_ref(),
-        Some(&pb),
-    );
-    pb.finish_and_clear();
-    report_aux_log(&fitted, a.train_log.as_deref())?;
+        a.seed,
+        images.as_ref(),
+        a.train_log.as_deref(),
+    )?;
     let names = train_archs.iter().map(|e| e.canonical.clone()).collect();
     let header = ModelHeader::new(space.name(), &a.target, &fitted, names);
     file::save(&a.out, &header, &fitted)?;
