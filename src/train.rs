@@ -397,6 +397,11 @@ fn train_hyper_only(
             pb.inc(1);
         }
     }
+    freeze_encoder(model)
+}
+
+/// Stop gradients into the encoder and hypernetwork; only the regression head trains on.
+fn freeze_encoder(model: Regressor) -> Regressor {
     match model {
         Regressor::Graph(mut g) => {
             g.encoder = g.encoder.no_grad();
@@ -702,6 +707,26 @@ mod tests {
             "{:?}",
             last.u
         );
+    }
+
+    #[test]
+    fn a_frozen_encoder_gets_no_gradient() {
+        let (archs, targets) = toy_problem(8);
+        let (m, _) = configs(PredictorKind::HypernasH);
+        let device = Device::flex().autodiff();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let refs: Vec<&EncodedArch> = archs.iter().collect();
+        let input = BatchInput::new(m.kind, &refs, m.vocab, &device);
+        let target: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
+        let target = Tensor::<1>::from_data(TensorData::new(target, [8]), &device);
+        let count = |model: &Regressor| {
+            let loss = mse(model.forward(&input, None), target.clone());
+            GradientsParams::from_grads(loss.backward(), model).len()
+        };
+        let model = Regressor::new(&m, &mut rng, &device);
+        // embed + 3 GCN layers (weight and bias each) + head (2 x 2)
+        assert_eq!(count(&model), 2 * (1 + m.gcn_layers) + 4);
+        assert_eq!(count(&freeze_encoder(model)), 4);
     }
 
     #[test]
