@@ -2,6 +2,7 @@
 //! sees a space only through that trait (or its type-erased twin [`DynSpace`]), so adding a
 //! space never touches the predictor, training or CLI code.
 
+pub mod nb101;
 pub mod nb201;
 
 use std::fmt::Debug;
@@ -152,7 +153,7 @@ impl<S: SearchSpace> DynSpace for S {
 }
 
 /// Names accepted by `--space`.
-pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned"];
+pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101"];
 
 /// Look a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
@@ -163,6 +164,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
             prune: false,
             ..Default::default()
         })),
+        "nb101" | "nasbench101" | "nas-bench-101" => Ok(Box::new(nb101::Nb101Space::default())),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")
