@@ -168,7 +168,7 @@ pub fn progress_epochs(kind: PredictorKind, config: &TrainConfig, n: usize) -> u
 /// The node count a graph predictor pads this architecture's cells to.
 fn padded_size(arch: &EncodedArch, kind: PredictorKind) -> usize {
     match kind {
-        PredictorKind::HypernasP | PredictorKind::Hypernas | PredictorKind::HypernasH => arch
+        _ if kind.uses_global_encoding() => arch
             .global
             .cells
             .iter()
@@ -176,7 +176,7 @@ fn padded_size(arch: &EncodedArch, kind: PredictorKind) -> usize {
             .max()
             .unwrap_or(0),
         PredictorKind::Np => arch.cell.num_nodes(),
-        PredictorKind::Mlp => 0,
+        _ => 0,
     }
 }
 
@@ -441,18 +441,10 @@ impl Fitted {
         arch: &EncodedArch,
         program: &ProxyProgram,
     ) -> Option<Vec<(usize, Tensor<4>)>> {
-        let Regressor::Graph(g) = &self.regressor else {
+        let Regressor::Graph(g @ GraphRegressor { hyper: Some(_), .. }) = &self.regressor else {
             return None;
         };
-        let hyper = g.hyper.as_ref()?;
-        let device = Device::flex();
-        let seqs = [arch.global.cells.as_slice()];
-        let graphs = crate::model::gcn::GraphTensors::new(
-            &crate::encoding::PackedGraphs::pack(&seqs, self.model_config.vocab),
-            &device,
-        );
-        let (_, nodes) = g.encoder.forward_with_nodes(&graphs, None);
-        let weights = hyper.generate(&nodes, 0, program);
+        let weights = aux::generate_for(g, arch, program, self.model_config.vocab);
         Some(
             weights
                 .into_iter()
@@ -503,12 +495,13 @@ impl Fitted {
         let mut seen_global: HashMap<&GlobalEncoding, usize> = HashMap::new();
         let mut seen_cell: HashMap<&CellGraph, usize> = HashMap::new();
         for arch in archs {
-            let slot = match self.model_config.kind {
-                PredictorKind::HypernasP | PredictorKind::Hypernas | PredictorKind::HypernasH => {
+            let kind = self.model_config.kind;
+            let slot = match kind {
+                _ if kind.uses_global_encoding() => {
                     *seen_global.entry(&arch.global).or_insert(unique.len())
                 }
                 PredictorKind::Np => *seen_cell.entry(&arch.cell).or_insert(unique.len()),
-                PredictorKind::Mlp => unique.len(),
+                _ => unique.len(),
             };
             if slot == unique.len() {
                 unique.push(arch);

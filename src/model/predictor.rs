@@ -102,7 +102,7 @@ pub enum BatchInput {
 impl BatchInput {
     pub fn new(kind: PredictorKind, archs: &[&EncodedArch], vocab: usize, device: &Device) -> Self {
         match kind {
-            PredictorKind::HypernasP | PredictorKind::Hypernas | PredictorKind::HypernasH => {
+            _ if kind.uses_global_encoding() => {
                 let seqs: Vec<&[CellGraph]> =
                     archs.iter().map(|a| a.global.cells.as_slice()).collect();
                 Self::Graphs(GraphTensors::new(&PackedGraphs::pack(&seqs, vocab), device))
@@ -114,7 +114,7 @@ impl BatchInput {
                     .collect();
                 Self::Graphs(GraphTensors::new(&PackedGraphs::pack(&seqs, vocab), device))
             }
-            PredictorKind::Mlp => {
+            _ => {
                 let dim = archs.first().map_or(0, |a| a.flat.len());
                 let data: Vec<f32> = archs.iter().flat_map(|a| a.flat.iter().copied()).collect();
                 Self::Flat(Tensor::from_data(

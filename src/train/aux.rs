@@ -122,6 +122,24 @@ impl AuxTask<'_> {
     }
 }
 
+/// The generated weights of one architecture's proxy network, at inference (no dropout):
+/// `weights[i]` for program node `i`.
+///
+/// # Panics
+/// If `model` has no hypernetwork.
+pub fn generate_for(
+    model: &GraphRegressor,
+    arch: &EncodedArch,
+    program: &ProxyProgram,
+    vocab: usize,
+) -> Vec<Option<Tensor<4>>> {
+    let hyper = model.hyper.as_ref().expect("no hypernetwork in this model");
+    let seqs = [arch.global.cells.as_slice()];
+    let graphs = GraphTensors::new(&PackedGraphs::pack(&seqs, vocab), &Device::flex());
+    let (_, nodes) = model.encoder.forward_with_nodes(&graphs, None);
+    hyper.generate(&nodes, 0, program)
+}
+
 /// Images per forward pass when evaluating generated networks: normalisation uses batch
 /// statistics, so this is also the statistics' sample size.
 pub const EVAL_BATCH: usize = 250;
@@ -136,17 +154,13 @@ pub fn generated_accuracy(
     vocab: usize,
 ) -> Vec<f64> {
     let device = Device::flex();
-    let hyper = model.hyper.as_ref().expect("no hypernetwork in this model");
     let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
     let s = proxy.image_size;
     let all: Vec<usize> = (0..images.len()).collect();
     archs
         .iter()
         .map(|(arch, program)| {
-            let seqs = [arch.global.cells.as_slice()];
-            let graphs = GraphTensors::new(&PackedGraphs::pack(&seqs, vocab), &device);
-            let (_, nodes) = model.encoder.forward_with_nodes(&graphs, None);
-            let weights = hyper.generate(&nodes, 0, program);
+            let weights = generate_for(model, arch, program, vocab);
             let mut correct = 0;
             for chunk in all.chunks(EVAL_BATCH) {
                 let (pixels, labels) = cifar::batch(images, chunk, s, None, &mut rng);
