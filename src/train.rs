@@ -214,24 +214,8 @@ pub fn fit(
 
     let aux_task = kind.uses_hypernetwork().then(|| {
         let data = aux.expect("a hypernetwork predictor needs aux data");
-        assert_eq!(data.programs.len(), archs.len());
-        let pool: Vec<(&EncodedArch, &ProxyProgram)> = archs
-            .iter()
-            .zip(data.programs)
-            .chain(data.unlabelled.iter().map(|(a, p)| (a, p)))
-            .collect();
-        let proxy = model_config
-            .hyper
-            .as_ref()
-            .expect("hypernetwork configuration")
-            .proxy;
-        aux::AuxTask {
-            pool,
-            images: data.images,
-            config: config.aux.clone().unwrap_or_default(),
-            proxy,
-            vocab: model_config.vocab,
-        }
+        let aux_config = config.aux.clone().unwrap_or_default();
+        aux::AuxTask::new(model_config, aux_config, archs, data)
     });
     let mut aux_log = Vec::new();
 

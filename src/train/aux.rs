@@ -69,7 +69,37 @@ pub struct AuxTask<'a> {
     pub vocab: usize,
 }
 
-impl AuxTask<'_> {
+impl<'a> AuxTask<'a> {
+    /// The task over `archs` (parallel to `data.programs`) and `data.unlabelled`.
+    ///
+    /// # Panics
+    /// If the programs do not match the architectures or the model has no hypernetwork
+    /// configuration: callers build both from the same space.
+    pub fn new(
+        model_config: &crate::model::ModelConfig,
+        config: AuxConfig,
+        archs: &'a [EncodedArch],
+        data: &AuxData<'a>,
+    ) -> Self {
+        assert_eq!(data.programs.len(), archs.len());
+        let pool = archs
+            .iter()
+            .zip(data.programs)
+            .chain(data.unlabelled.iter().map(|(a, p)| (a, p)))
+            .collect();
+        Self {
+            pool,
+            images: data.images,
+            config,
+            proxy: model_config
+                .hyper
+                .as_ref()
+                .expect("hypernetwork configuration")
+                .proxy,
+            vocab: model_config.vocab,
+        }
+    }
+
     /// Run `archs_per_step` candidates drawn from the pool on fresh image batches with
     /// generated weights. `rng` drives the draw, dropout and augmentation.
     pub fn step(
@@ -254,13 +284,7 @@ pub fn time_aux_steps(
     let crate::model::Regressor::Graph(graph) = &model else {
         panic!("the aux task needs a graph predictor");
     };
-    let task = AuxTask {
-        pool: archs.iter().zip(data.programs).collect(),
-        images: data.images,
-        config: config.clone(),
-        proxy: model_config.hyper.as_ref().expect("hypernetwork").proxy,
-        vocab: model_config.vocab,
-    };
+    let task = AuxTask::new(model_config, config.clone(), archs, data);
     let mut run = || {
         let out = task.step(graph, &mut rng, &device);
         std::hint::black_box(out.loss.backward());
