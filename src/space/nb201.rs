@@ -423,38 +423,32 @@ fn push_cell(
             .map(|j| at[j])
             .collect();
         let op = graph.ops()[node];
-        let slot = Some(Slot { cell, node });
-        let (layer, slot) = match op {
-            OUTPUT if preds.is_empty() => (Layer::Zero, None),
-            OUTPUT => (Layer::Identity, None),
+        let conv = |kernel| Layer::Conv {
+            kernel,
+            stride: 1,
+            c_in: c,
+            c_out: c,
+            pre_relu: true,
+            post_norm: true,
+        };
+        let (layer, weighted) = match op {
+            OUTPUT if preds.is_empty() => (Layer::Zero, false),
+            OUTPUT => (Layer::Identity, false),
             _ => match Nb201Op::ALL[(op - FIRST_OP) as usize] {
-                Nb201Op::None => (Layer::Zero, None),
-                Nb201Op::SkipConnect => (Layer::Identity, None),
+                Nb201Op::None => (Layer::Zero, false),
+                Nb201Op::SkipConnect => (Layer::Identity, false),
                 Nb201Op::AvgPool3x3 => (
                     Layer::AvgPool {
                         kernel: 3,
                         stride: 1,
                     },
-                    None,
+                    false,
                 ),
-                Nb201Op::Conv1x1 | Nb201Op::Conv3x3 => {
-                    let kernel = if op == FIRST_OP + Nb201Op::Conv1x1.index() as u16 {
-                        1
-                    } else {
-                        3
-                    };
-                    let layer = Layer::Conv {
-                        kernel,
-                        stride: 1,
-                        c_in: c,
-                        c_out: c,
-                        pre_relu: true,
-                        post_norm: true,
-                    };
-                    (layer, slot)
-                }
+                Nb201Op::Conv1x1 => (conv(1), true),
+                Nb201Op::Conv3x3 => (conv(3), true),
             },
         };
+        let slot = weighted.then_some(Slot { cell, node });
         let inputs = if preds.is_empty() { vec![input] } else { preds };
         at[node] = p.push(layer, inputs, slot);
     }
