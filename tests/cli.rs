@@ -465,3 +465,109 @@ fn bad_aux_images_fail_cleanly() {
         .unwrap();
     assert_clean_failure(&output, "--preference-q");
 }
+
+/// NB101 and DARTS through the same commands as NB201: train full HyperNAS on a few rows of the
+/// embedded table, score a CSV, export the generated weights of one architecture.
+#[test]
+fn nb101_and_darts_train_predict_and_export_weights() {
+    let dir = TempDir::new().unwrap();
+    let cases = [
+        (
+            "nb101",
+            "0100110001000000010010000010000001000000010000000:input|conv3x3-bn-relu|maxpool3x3|conv3x3-bn-relu|conv3x3-bn-relu|conv1x1-bn-relu|output",
+        ),
+        (
+            "darts",
+            "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])",
+        ),
+    ];
+    for (space, arch) in cases {
+        let model = dir.path().join(format!("{space}.safetensors"));
+        let output = hypernas()
+            .args(["train", "--space", space, "--predictor", "hypernas"])
+            .args(["--train-size", "20", "--epochs", "2", "--out"])
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{space}: {}", stderr_of(&output));
+
+        let input = dir.path().join(format!("{space}.csv"));
+        std::fs::write(&input, format!("arch\n\"{arch}\"\n")).unwrap();
+        let pred = dir.path().join(format!("{space}-pred.csv"));
+        let output = hypernas()
+            .args(["predict", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&input)
+            .arg("--out")
+            .arg(&pred)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{space}: {}", stderr_of(&output));
+        assert_eq!(std::fs::read_to_string(&pred).unwrap().lines().count(), 2);
+
+        let output = hypernas()
+            .args(["eval", "--json", "--model"])
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{space}: {}", stderr_of(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(json["target"], "val_acc");
+        assert_eq!(json["excluded_training_rows"], 20);
+
+        let weights = dir.path().join(format!("{space}-w.safetensors"));
+        let output = hypernas()
+            .args(["weights", "--arch", arch, "--model"])
+            .arg(&model)
+            .arg("--out")
+            .arg(&weights)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{space}: {}", stderr_of(&output));
+        assert!(weights.exists());
+    }
+}
+
+#[test]
+fn bad_nb101_and_darts_strings_fail_cleanly() {
+    let dir = TempDir::new().unwrap();
+    let cases = [
+        (
+            "nb101",
+            "0110000100010000:input|conv5x5|maxpool3x3|output",
+            "unknown NB101 operation 'conv5x5'",
+        ),
+        (
+            "nb101",
+            "0100000000000000:input|conv3x3-bn-relu|maxpool3x3|output",
+            "not connected",
+        ),
+        (
+            "darts",
+            "Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])",
+            "8",
+        ),
+        (
+            "darts",
+            "0-4,1-3,0-2,2-3,2-3,0-3,2-6,7-5;0-3,1-3,1-1,0-5,2-3,0-2,4-4,3-1",
+            "node",
+        ),
+    ];
+    for (k, (space, arch, needle)) in cases.iter().enumerate() {
+        let input = dir.path().join(format!("bad{k}.csv"));
+        std::fs::write(&input, format!("arch,acc\n\"{arch}\",1\n\"{arch}\",2\n")).unwrap();
+        let output = hypernas()
+            .args([
+                "train", "--space", space, "--target", "acc", "--epochs", "1",
+            ])
+            .arg("--train-file")
+            .arg(&input)
+            .arg("--out")
+            .arg(dir.path().join("m.safetensors"))
+            .output()
+            .unwrap();
+        assert_clean_failure(&output, needle);
+        assert!(!dir.path().join("m.safetensors").exists());
+    }
+}

@@ -9,13 +9,14 @@ pub struct BenchArgs {
     /// Embedded data set or CSV path (default: the space's embedded table).
     #[arg(long)]
     pub data: Option<String>,
-    /// Target column.
-    #[arg(long, default_value = "cifar10_test_acc")]
-    pub target: String,
+    /// Target column (default: the embedded data set's).
+    #[arg(long)]
+    pub target: Option<String>,
     /// Architecture column of a CSV.
     #[arg(long)]
     pub arch_col: Option<String>,
-    /// Training-set sizes [default: 39,78,156,469,781,1563; with --ablation 39,78,156,469].
+    /// Training-set sizes [default: the embedded table's: nb201 39,78,156,469,781,1563 (with
+    /// --ablation 39,78,156,469), nb101 50,100,200, darts 50,100,200,400].
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<usize>>,
     /// Number of seeds.
@@ -24,9 +25,10 @@ pub struct BenchArgs {
     /// First seed (seeds run first-seed, first-seed + 1, ..). Tune on seeds you do not report.
     #[arg(long, default_value_t = 0)]
     pub first_seed: u64,
-    /// Predictors to compare.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = PredictorKind::ALL.to_vec())]
-    pub predictors: Vec<PredictorKind>,
+    /// Predictors to compare [default: np, hypernas-p, hypernas, mlp; without hypernas for a
+    /// space without candidate networks].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub predictors: Option<Vec<PredictorKind>>,
     /// Directory for results.json, results.csv, summary.csv and tau.svg.
     #[arg(long, default_value = "bench-out")]
     pub out_dir: PathBuf,
@@ -56,16 +58,28 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
             .ok_or_else(|| anyhow!("no embedded data for space {}; pass --data", space.name()))?
             .to_string(),
     };
-    let l = load_labelled(&data, space.as_ref(), a.arch_col.as_deref(), &a.target)?;
+    let l = load_labelled(
+        &data,
+        space.as_ref(),
+        a.arch_col.as_deref(),
+        a.target.as_deref(),
+    )?;
     if a.timing {
         return bench_timing(&a, space.as_ref(), &l);
     }
+    // The embedded table's sizes (the ablation drops the two largest, where every predictor
+    // converges), keeping those that leave rows to test on.
     let sizes = a.sizes.clone().unwrap_or_else(|| {
-        if a.ablation {
-            vec![39, 78, 156, 469]
-        } else {
-            vec![39, 78, 156, 469, 781, 1563]
+        let mut sizes: Vec<usize> = Table::bench_sizes_for_space(space.name())
+            .unwrap_or(&[50, 100, 200])
+            .iter()
+            .copied()
+            .filter(|&s| s < l.archs.len())
+            .collect();
+        if a.ablation && sizes.len() > 4 {
+            sizes.truncate(4);
         }
+        sizes
     });
     let variants: Vec<Variant> = if a.ablation {
         let hypernas = |q: f64| Variant {
@@ -80,7 +94,10 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
             hypernas(2.0),
         ]
     } else {
-        a.predictors.iter().map(|&k| Variant::plain(k)).collect()
+        predictors(&a, space.as_ref())
+            .into_iter()
+            .map(Variant::plain)
+            .collect()
     };
     if a.seeds == 0 || variants.is_empty() || sizes.is_empty() {
         bail!("bench needs at least one seed, predictor and size");
@@ -142,7 +159,7 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
         a.seeds,
         variants.len(),
         l.archs.len(),
-        a.target
+        l.target
     );
     let pb = bar(
         total,
@@ -153,13 +170,13 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
     let results = bench::run(&protocol, jobs, Some(&pb));
     pb.finish_and_clear();
     let summary = bench::summarize(&results);
-    write_bench_outputs(&a, &data, &variants, &results, &summary)?;
+    write_bench_outputs(&a, &data, &l.target, &variants, &results, &summary)?;
     println!(
         "Kendall tau on all remaining architectures, mean ± std over {} seeds ({} / {}, target {}):\n",
         a.seeds,
         space.name(),
         data,
-        a.target
+        l.target
     );
     println!("{}", report::tau_table(&summary));
     if let Some(table) = report::hyper_acc_table(&summary) {
@@ -179,9 +196,30 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--predictors`, or the default: every kind except hypernas-h, and hypernas only where the
+/// space has candidate networks for its image task.
+fn predictors(a: &BenchArgs, space: &dyn DynSpace) -> Vec<PredictorKind> {
+    if let Some(p) = &a.predictors {
+        return p.clone();
+    }
+    let sample =
+        space.sample_string(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
+    let has_proxy = matches!(
+        space.proxy_program(&sample, &Default::default()),
+        Ok(Some(_))
+    );
+    let mut kinds = vec![PredictorKind::Np, PredictorKind::HypernasP];
+    if has_proxy {
+        kinds.push(PredictorKind::Hypernas);
+    }
+    kinds.push(PredictorKind::Mlp);
+    kinds
+}
+
 fn write_bench_outputs(
     a: &BenchArgs,
     data: &str,
+    target: &str,
     variants: &[Variant],
     results: &[RunResult],
     summary: &[bench::CellSummary],
@@ -199,7 +237,7 @@ fn write_bench_outputs(
     let out = Out {
         space: &a.space,
         data,
-        target: &a.target,
+        target,
         command,
         summary,
         runs: results,
@@ -269,7 +307,7 @@ fn write_bench_outputs(
     }
     plot::line_plot_svg(
         &a.out_dir.join("tau.svg"),
-        &format!("{} ({}): Kendall tau vs training size", a.space, a.target),
+        &format!("{} ({}): Kendall tau vs training size", a.space, target),
         "training architectures N",
         "Kendall tau (rest of the table)",
         &series,
@@ -283,7 +321,8 @@ fn bench_timing(a: &BenchArgs, space: &dyn DynSpace, l: &Labelled) -> Result<()>
         Some([one]) => *one,
         _ => 156,
     };
-    let images = aux_images(&a.model.aux, &a.predictors)?;
+    let kinds = predictors(a, space);
+    let images = aux_images(&a.model.aux, &kinds)?;
     let size = wanted.clamp(2, l.archs.len() - 1);
     println!(
         "timing on {} ({} rows); training on one core, scoring on all cores:\n",
@@ -293,7 +332,7 @@ fn bench_timing(a: &BenchArgs, space: &dyn DynSpace, l: &Labelled) -> Result<()>
     let mut aux_lines = Vec::new();
     println!("| predictor | train N | epochs | s/epoch | score all rows (s) | archs/s |");
     println!("|---|---|---|---|---|---|");
-    for &kind in &a.predictors {
+    for &kind in &kinds {
         let (m, mut t) = a.model.configs(kind, space, 0)?;
         t.epochs = a.model.epochs.unwrap_or(5);
         let (idx, _) = bench::split(l.archs.len(), size, 0);

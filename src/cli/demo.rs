@@ -16,8 +16,7 @@ pub struct DemoArgs {
 
 pub(super) fn cmd_demo(a: DemoArgs) -> Result<()> {
     let space = space::by_name("nb201")?;
-    let target = "cifar10_test_acc";
-    let l = load_labelled("nb201", space.as_ref(), None, target)?;
+    let l = load_labelled("nb201", space.as_ref(), None, None)?;
     if a.train_size < 2 || a.train_size >= l.archs.len() {
         bail!("--train-size must be between 2 and {}", l.archs.len() - 1);
     }

@@ -82,6 +82,13 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The embedded table of `space`, for commands whose --data is left out.
+fn default_data(space: &str) -> Result<String> {
+    Table::embedded_for_space(space)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no embedded data for space {space}; pass --data"))
+}
+
 fn resolve_space(explicit: Option<&str>, data: &str) -> Result<Box<dyn DynSpace>> {
     let name = match (explicit, Table::embedded_space(data)) {
         (Some(name), _) => name.to_string(),
@@ -208,16 +215,23 @@ fn report_aux_log(fitted: &train::Fitted, log_path: Option<&std::path::Path>) ->
 struct Labelled {
     archs: Vec<EncodedArch>,
     targets: Vec<f64>,
+    /// The target column (the one asked for, or the table's default).
+    target: String,
 }
 
 fn load_labelled(
     data: &str,
     space: &dyn DynSpace,
     arch_col: Option<&str>,
-    target: &str,
+    target: Option<&str>,
 ) -> Result<Labelled> {
     let table = Table::load(data)?;
-    let targets = table.target(target)?;
+    let target = table.resolve_target(target)?;
+    let targets = table.target(&target)?;
     let archs = table.encode(space, arch_col)?;
-    Ok(Labelled { archs, targets })
+    Ok(Labelled {
+        archs,
+        targets,
+        target,
+    })
 }

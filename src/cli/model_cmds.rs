@@ -24,12 +24,14 @@ pub struct TrainArgs {
     /// Search space of the architectures (default: the space of an embedded --data).
     #[arg(long)]
     pub space: Option<String>,
-    /// Embedded data set name (nb201) or CSV path to sample training rows from.
-    #[arg(long, default_value = "nb201")]
-    pub data: String,
-    /// Target column to predict.
-    #[arg(long, default_value = "cifar10_test_acc")]
-    pub target: String,
+    /// Embedded data set name (nb201, nb101, darts) or CSV path to sample training rows from
+    /// [default: the embedded table of --space, else nb201].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Target column to predict (default: the embedded data set's, e.g. cifar10_test_acc for
+    /// nb201, val_acc for nb101 and darts).
+    #[arg(long)]
+    pub target: Option<String>,
     /// Number of training architectures, a seeded random sample of the data rows.
     #[arg(long, default_value_t = 156, conflicts_with = "train_file")]
     pub train_size: usize,
@@ -57,9 +59,10 @@ pub struct PredictArgs {
     /// Model file written by `hypernas train`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Embedded data set name or CSV path with the architectures to score.
-    #[arg(long, default_value = "nb201")]
-    pub data: String,
+    /// Embedded data set name or CSV path with the architectures to score [default: the
+    /// embedded table of the model's space].
+    #[arg(long)]
+    pub data: Option<String>,
     /// Architecture column of the input CSV.
     #[arg(long)]
     pub arch_col: Option<String>,
@@ -73,9 +76,10 @@ pub struct EvalArgs {
     /// Model file written by `hypernas train`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Embedded data set name or CSV path with labelled architectures.
-    #[arg(long, default_value = "nb201")]
-    pub data: String,
+    /// Embedded data set name or CSV path with labelled architectures [default: the embedded
+    /// table of the model's space].
+    #[arg(long)]
+    pub data: Option<String>,
     /// Target column (default: the one the model was trained on).
     #[arg(long)]
     pub target: Option<String>,
@@ -88,15 +92,21 @@ pub struct EvalArgs {
 }
 
 pub(super) fn cmd_train(a: TrainArgs) -> Result<()> {
-    let space = resolve_space(a.space.as_deref(), &a.data)?;
-    let (train_archs, train_targets) = match &a.train_file {
+    let data = match (&a.data, a.space.as_deref()) {
+        (Some(d), _) => d.clone(),
+        (None, Some(space)) => default_data(space::by_name(space)?.name())?,
+        (None, None) => "nb201".to_string(),
+    };
+    let space = resolve_space(a.space.as_deref(), &data)?;
+    let target = a.target.as_deref();
+    let (train_archs, train_targets, target) = match &a.train_file {
         Some(path) => {
             let path = path.to_string_lossy().to_string();
-            let l = load_labelled(&path, space.as_ref(), a.arch_col.as_deref(), &a.target)?;
-            (l.archs, l.targets)
+            let l = load_labelled(&path, space.as_ref(), a.arch_col.as_deref(), target)?;
+            (l.archs, l.targets, l.target)
         }
         None => {
-            let l = load_labelled(&a.data, space.as_ref(), a.arch_col.as_deref(), &a.target)?;
+            let l = load_labelled(&data, space.as_ref(), a.arch_col.as_deref(), target)?;
             if a.train_size == 0 || a.train_size >= l.archs.len() {
                 bail!(
                     "--train-size must be between 1 and {} (the data has {} rows and some must stay out for evaluation)",
@@ -108,6 +118,7 @@ pub(super) fn cmd_train(a: TrainArgs) -> Result<()> {
             (
                 idx.iter().map(|&i| l.archs[i].clone()).collect(),
                 idx.iter().map(|&i| l.targets[i]).collect(),
+                l.target,
             )
         }
     };
@@ -139,7 +150,7 @@ pub(super) fn cmd_train(a: TrainArgs) -> Result<()> {
         a.train_log.as_deref(),
     )?;
     let names = train_archs.iter().map(|e| e.canonical.clone()).collect();
-    let header = ModelHeader::new(space.name(), &a.target, &fitted, names);
+    let header = ModelHeader::new(space.name(), &target, &fitted, names);
     file::save(&a.out, &header, &fitted)?;
     eprintln!(
         "trained {} on {} architectures ({} epochs, {:.1}s, final loss {:.4}); wrote {}",
@@ -157,7 +168,11 @@ pub(super) fn cmd_predict(a: PredictArgs) -> Result<()> {
     let (header, fitted) = file::load(&a.model)?;
     let space = space::by_name(&header.space)?;
     file::check_writable(&a.out)?;
-    let table = Table::load(&a.data)?;
+    let table = Table::load(
+        &a.data
+            .clone()
+            .map_or_else(|| default_data(space.name()), Ok)?,
+    )?;
     let col = a
         .arch_col
         .clone()
@@ -193,16 +208,23 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<()> {
     let (header, fitted) = file::load(&a.model)?;
     let space = space::by_name(&header.space)?;
     let target = a.target.clone().unwrap_or_else(|| header.target.clone());
-    let l = load_labelled(&a.data, space.as_ref(), a.arch_col.as_deref(), &target)?;
-    let seen: HashSet<&str> = header.train_archs.iter().map(String::as_str).collect();
+    let data = a
+        .data
+        .clone()
+        .map_or_else(|| default_data(space.name()), Ok)?;
+    let l = load_labelled(&data, space.as_ref(), a.arch_col.as_deref(), Some(&target))?;
+    // identities, so that an isomorphic copy of a training cell is left out too
+    let seen: HashSet<String> = header
+        .train_archs
+        .iter()
+        .filter_map(|text| space.encode(text).ok())
+        .map(|e| e.identity)
+        .collect();
     let keep: Vec<usize> = (0..l.archs.len())
-        .filter(|&i| !seen.contains(l.archs[i].canonical.as_str()))
+        .filter(|&i| !seen.contains(&l.archs[i].identity))
         .collect();
     if keep.len() < 2 {
-        bail!(
-            "fewer than 2 rows of {} are outside the model's training set",
-            a.data
-        );
+        bail!("fewer than 2 rows of {data} are outside the model's training set");
     }
     let archs: Vec<EncodedArch> = keep.iter().map(|&i| l.archs[i].clone()).collect();
     let truth: Vec<f64> = keep.iter().map(|&i| l.targets[i]).collect();
@@ -221,7 +243,7 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<()> {
         let out = Out {
             model: a.model.display().to_string(),
             predictor: header.model.kind,
-            data: &a.data,
+            data: &data,
             target: &target,
             excluded_training_rows: l.archs.len() - keep.len(),
             metrics: &m,
@@ -233,7 +255,7 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<()> {
             a.model.display(),
             header.model.kind,
             keep.len(),
-            a.data,
+            data,
             l.archs.len() - keep.len()
         );
         println!("{m}");

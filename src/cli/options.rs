@@ -204,6 +204,9 @@ impl ModelOptions {
             m.dropout = v;
         }
         self.aux.apply(&mut m, &mut t)?;
+        if let Some(h) = &mut m.hyper {
+            h.kernels = space.proxy_kernel_sizes();
+        }
         check_configs(&m, &t)?;
         Ok((m, t))
     }

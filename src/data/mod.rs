@@ -10,18 +10,50 @@ pub mod cifar;
 
 use crate::space::{DynSpace, EncodedArch};
 
-/// Data sets compiled into the binary: name, the spaces it labels (the first is the default
-/// for `--data NAME` without `--space`), architecture column, zstd-compressed CSV.
-const EMBEDDED: &[(&str, &[&str], &str, &[u8])] = &[(
-    "nb201",
-    &["nb201", "nb201-unpruned"],
-    "arch_str",
-    include_bytes!("../../data/nb201.csv.zst"),
-)];
+/// A data set compiled into the binary.
+struct Embedded {
+    name: &'static str,
+    /// The spaces it labels; the first is the default for `--data NAME` without `--space`.
+    spaces: &'static [&'static str],
+    arch_col: &'static str,
+    /// The target used when none is given.
+    target: &'static str,
+    /// Training sizes of `bench` on this table.
+    bench_sizes: &'static [usize],
+    /// zstd-compressed CSV.
+    bytes: &'static [u8],
+}
+
+const EMBEDDED: &[Embedded] = &[
+    Embedded {
+        name: "nb201",
+        spaces: &["nb201", "nb201-unpruned"],
+        arch_col: "arch_str",
+        target: "cifar10_test_acc",
+        bench_sizes: &[39, 78, 156, 469, 781, 1563],
+        bytes: include_bytes!("../../data/nb201.csv.zst"),
+    },
+    Embedded {
+        name: "nb101",
+        spaces: &["nb101"],
+        arch_col: "arch",
+        target: "val_acc",
+        bench_sizes: &[50, 100, 200],
+        bytes: include_bytes!("../../data/nb101.csv.zst"),
+    },
+    Embedded {
+        name: "darts",
+        spaces: &["darts"],
+        arch_col: "arch",
+        target: "val_acc",
+        bench_sizes: &[50, 100, 200, 400],
+        bytes: include_bytes!("../../data/darts.csv.zst"),
+    },
+];
 
 /// Names accepted by `--data` besides a path.
 pub fn embedded_names() -> Vec<&'static str> {
-    EMBEDDED.iter().map(|e| e.0).collect()
+    EMBEDDED.iter().map(|e| e.name).collect()
 }
 
 /// A loaded table: the header and every row as strings, parsed lazily per column.
@@ -33,14 +65,19 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
     /// The architecture column this table uses unless the user names another.
     pub default_arch_col: String,
+    /// The target column used unless the user names one (embedded tables only).
+    pub default_target: Option<String>,
 }
 
 impl Table {
     /// Load `source`: the name of an embedded data set or a CSV path.
     pub fn load(source: &str) -> Result<Self> {
-        if let Some(&(name, _, arch_col, bytes)) = EMBEDDED.iter().find(|e| e.0 == source) {
-            let csv = zstd::decode_all(bytes).context("embedded data set is corrupt")?;
-            return Self::from_reader(&csv[..], format!("{name} (embedded)"), arch_col);
+        if let Some(e) = EMBEDDED.iter().find(|e| e.name == source) {
+            let csv = zstd::decode_all(e.bytes).context("embedded data set is corrupt")?;
+            let mut table =
+                Self::from_reader(&csv[..], format!("{} (embedded)", e.name), e.arch_col)?;
+            table.default_target = Some(e.target.to_string());
+            return Ok(table);
         }
         let path = Path::new(source);
         if !path.exists() {
@@ -55,12 +92,26 @@ impl Table {
 
     /// Which space an embedded data set belongs to.
     pub fn embedded_space(source: &str) -> Option<&'static str> {
-        EMBEDDED.iter().find(|e| e.0 == source).map(|e| e.1[0])
+        EMBEDDED
+            .iter()
+            .find(|e| e.name == source)
+            .map(|e| e.spaces[0])
+    }
+
+    /// The training sizes `bench` uses on the embedded data set of `space` by default.
+    pub fn bench_sizes_for_space(space: &str) -> Option<&'static [usize]> {
+        EMBEDDED
+            .iter()
+            .find(|e| e.spaces.contains(&space))
+            .map(|e| e.bench_sizes)
     }
 
     /// The embedded data set that labels `space`, if there is one.
     pub fn embedded_for_space(space: &str) -> Option<&'static str> {
-        EMBEDDED.iter().find(|e| e.1.contains(&space)).map(|e| e.0)
+        EMBEDDED
+            .iter()
+            .find(|e| e.spaces.contains(&space))
+            .map(|e| e.name)
     }
 
     pub fn from_reader<R: std::io::Read>(
@@ -93,6 +144,7 @@ impl Table {
             headers,
             rows,
             default_arch_col: default_arch_col.to_string(),
+            default_target: None,
         })
     }
 
@@ -124,6 +176,19 @@ impl Table {
             .collect())
     }
 
+    /// The target column to use: `requested`, or the table's default.
+    pub fn resolve_target(&self, requested: Option<&str>) -> Result<String> {
+        match (requested, &self.default_target) {
+            (Some(t), _) => Ok(t.to_string()),
+            (None, Some(t)) => Ok(t.clone()),
+            (None, None) => bail!(
+                "{}: pass --target to name the column to predict (columns: {})",
+                self.source,
+                self.headers.join(", ")
+            ),
+        }
+    }
+
     /// A numeric target column; rejects empty, non-numeric, NaN and infinite values.
     pub fn target(&self, name: &str) -> Result<Vec<f64>> {
         let values = self.column(name)?;
@@ -150,8 +215,9 @@ impl Table {
             .collect()
     }
 
-    /// Parse and encode every architecture; duplicates (same canonical architecture) are errors
-    /// because they would leak between training and test rows.
+    /// Parse and encode every architecture; duplicates (architectures the space recognises as
+    /// the same, e.g. isomorphic NB101 cells) are errors because they would leak between
+    /// training and test rows.
     pub fn encode(&self, space: &dyn DynSpace, arch_col: Option<&str>) -> Result<Vec<EncodedArch>> {
         let col = arch_col.unwrap_or(&self.default_arch_col);
         let texts = self.column(col)?;
@@ -161,7 +227,7 @@ impl Table {
             let encoded = space
                 .encode(text)
                 .map_err(|e| anyhow!("{}: row {}: {e}", self.source, i + 2))?;
-            if let Some(first) = seen.insert(encoded.canonical.clone(), i) {
+            if let Some(first) = seen.insert(encoded.identity.clone(), i) {
                 bail!(
                     "{}: rows {} and {} hold the same architecture {}",
                     self.source,

@@ -158,14 +158,7 @@ mod tests {
         let hyper = HyperNet::new(6, &config, &mut rng, &device);
         let mut p = ProxyProgram::default();
         let img = p.push(Layer::Image, vec![], None);
-        let conv = |c_in, c_out| Layer::Conv {
-            kernel: 3,
-            stride: 1,
-            c_in,
-            c_out,
-            pre_relu: false,
-            post_norm: true,
-        };
+        let conv = |c_in, c_out| Layer::conv_norm(3, 1, c_in, c_out);
         let a = p.push(conv(3, 4), vec![img], Some(Slot { cell: 0, node: 1 }));
         let b = p.push(conv(4, 10), vec![a], Some(Slot { cell: 1, node: 0 }));
         let g = p.push(Layer::GlobalAvgPool, vec![b], None);

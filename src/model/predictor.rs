@@ -37,13 +37,6 @@ pub enum PredictorKind {
 }
 
 impl PredictorKind {
-    /// The predictors the plain bench runs by default (those without the image task).
-    pub const ALL: [PredictorKind; 3] = [
-        PredictorKind::Np,
-        PredictorKind::HypernasP,
-        PredictorKind::Mlp,
-    ];
-
     /// Whether the kind trains the hypernetwork on images.
     pub fn uses_hypernetwork(self) -> bool {
         matches!(self, PredictorKind::Hypernas | PredictorKind::HypernasH)

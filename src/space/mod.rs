@@ -2,6 +2,7 @@
 //! sees a space only through that trait (or its type-erased twin [`DynSpace`]), so adding a
 //! space never touches the predictor, training or CLI code.
 
+pub mod darts;
 pub mod nb101;
 pub mod nb201;
 
@@ -37,6 +38,12 @@ pub trait SearchSpace: Send + Sync + 'static {
     /// The canonical string, the form the benchmark itself uses.
     fn format(&self, arch: &Self::Arch) -> String;
 
+    /// A key equal for architectures that compute the same network (isomorphic cells, pairs
+    /// listed in another order), used to find duplicates. Defaults to the canonical string.
+    fn identity(&self, arch: &Self::Arch) -> String {
+        self.format(arch)
+    }
+
     /// A uniformly random architecture.
     fn sample(&self, rng: &mut dyn RngCore) -> Self::Arch;
 
@@ -70,6 +77,11 @@ pub trait SearchSpace: Send + Sync + 'static {
     fn proxy_program(&self, _arch: &Self::Arch, _config: &ProxyConfig) -> Option<ProxyProgram> {
         None
     }
+
+    /// Kernel sizes the proxy networks use (the hypernetwork gets one head per size).
+    fn proxy_kernel_sizes(&self) -> Vec<usize> {
+        vec![1, 3]
+    }
 }
 
 /// An architecture after parsing, carried through the space-agnostic core in every form the
@@ -77,6 +89,8 @@ pub trait SearchSpace: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct EncodedArch {
     pub canonical: String,
+    /// [`SearchSpace::identity`]: equal for architectures that are the same network.
+    pub identity: String,
     pub cell: CellGraph,
     pub global: GlobalEncoding,
     pub flat: Vec<f32>,
@@ -98,6 +112,7 @@ pub trait DynSpace: Send + Sync {
         text: &str,
         config: &ProxyConfig,
     ) -> Result<Option<ProxyProgram>, ArchError>;
+    fn proxy_kernel_sizes(&self) -> Vec<usize>;
 }
 
 impl<S: SearchSpace> DynSpace for S {
@@ -109,6 +124,7 @@ impl<S: SearchSpace> DynSpace for S {
         let arch = self.parse(text)?;
         Ok(EncodedArch {
             canonical: self.format(&arch),
+            identity: self.identity(&arch),
             cell: self.cell_graph(&arch),
             global: self.global_encoding(&arch),
             flat: self.flat_features(&arch),
@@ -150,10 +166,14 @@ impl<S: SearchSpace> DynSpace for S {
         let arch = self.parse(text)?;
         Ok(SearchSpace::proxy_program(self, &arch, config))
     }
+
+    fn proxy_kernel_sizes(&self) -> Vec<usize> {
+        SearchSpace::proxy_kernel_sizes(self)
+    }
 }
 
 /// Names accepted by `--space`.
-pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101"];
+pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101", "darts"];
 
 /// Look a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
@@ -165,6 +185,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
             ..Default::default()
         })),
         "nb101" | "nasbench101" | "nas-bench-101" => Ok(Box::new(nb101::Nb101Space::default())),
+        "darts" | "nb301" => Ok(Box::new(darts::DartsSpace::default())),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")

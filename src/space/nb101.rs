@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ArchError, SearchSpace};
 use crate::encoding::{CellGraph, GlobalEncoding};
+use crate::target::{CLASSES, Layer, ProxyConfig, ProxyProgram, Slot};
 
 pub const MAX_NODES: usize = 7;
 pub const MAX_EDGES: usize = 9;
@@ -371,6 +372,119 @@ fn random_op_names(n: usize, rng: &mut dyn RngCore) -> Vec<&'static str> {
     names
 }
 
+/// Channels of every node of a cell with `c_in` input and `c_out` output channels
+/// (`nasbench.lib.model_builder.compute_vertex_channels`): the output's channels are split
+/// evenly over the interior nodes that feed it (the remainder to the first ones), and a node
+/// that feeds only other nodes gets the widest of its successors (they truncate it).
+fn vertex_channels(arch: &Nb101Arch, c_in: usize, c_out: usize) -> Vec<usize> {
+    let n = arch.num_nodes();
+    let mut channels = vec![0; n];
+    channels[0] = c_in;
+    channels[n - 1] = c_out;
+    let out = n - 1;
+    let feeding = (1..out).filter(|&v| arch.has_edge(v, out)).count();
+    if feeding == 0 {
+        return channels;
+    }
+    let (share, mut extra) = (c_out / feeding, c_out % feeding);
+    for (v, ch) in channels.iter_mut().enumerate().take(out).skip(1) {
+        if arch.has_edge(v, out) {
+            *ch = share + usize::from(extra > 0);
+            extra = extra.saturating_sub(1);
+        }
+    }
+    for v in (1..out).rev() {
+        if !arch.has_edge(v, out) {
+            channels[v] = (v + 1..out)
+                .filter(|&w| arch.has_edge(v, w))
+                .map(|w| channels[w])
+                .max()
+                .unwrap_or(0);
+        }
+    }
+    channels
+}
+
+/// Append one NB101 cell as the benchmark builds it: a conv1x1-BN-ReLU projection of the cell
+/// input into every node it feeds, wider nodes truncated into narrower ones, the interior
+/// nodes feeding the output concatenated, and a projected input added to that when the input
+/// feeds the output directly. Projections into node `t` are generated from node `t`'s feature.
+fn push_cell(
+    p: &mut ProxyProgram,
+    arch: &Nb101Arch,
+    cell: usize,
+    input: usize,
+    c_in: usize,
+    c_out: usize,
+) -> usize {
+    let n = arch.num_nodes();
+    let out = n - 1;
+    let channels = vertex_channels(arch, c_in, c_out);
+    let slot = |node| Some(Slot { cell, node });
+    let project = |p: &mut ProxyProgram, node: usize| {
+        let conv = p.push(
+            Layer::conv_norm(1, 1, c_in, channels[node]),
+            vec![input],
+            slot(node),
+        );
+        p.push(Layer::Relu, vec![conv], None)
+    };
+    let mut at = vec![input; n];
+    for t in 1..out {
+        let mut summands = Vec::new();
+        for src in (1..t).filter(|&src| arch.has_edge(src, t)) {
+            summands.push(if channels[src] > channels[t] {
+                p.push(
+                    Layer::Truncate {
+                        channels: channels[t],
+                    },
+                    vec![at[src]],
+                    None,
+                )
+            } else {
+                at[src]
+            });
+        }
+        if arch.has_edge(0, t) {
+            summands.push(project(p, t));
+        }
+        let c = channels[t];
+        at[t] = match arch.ops[t - 1] {
+            Nb101Op::Conv3x3 | Nb101Op::Conv1x1 => {
+                let kernel = if arch.ops[t - 1] == Nb101Op::Conv3x3 {
+                    3
+                } else {
+                    1
+                };
+                let conv = p.push(Layer::conv_norm(kernel, 1, c, c), summands, slot(t));
+                p.push(Layer::Relu, vec![conv], None)
+            }
+            Nb101Op::MaxPool3x3 => p.push(
+                Layer::MaxPool {
+                    kernel: 3,
+                    stride: 1,
+                },
+                summands,
+                None,
+            ),
+        };
+    }
+    let feeding: Vec<usize> = (1..out)
+        .filter(|&v| arch.has_edge(v, out))
+        .map(|v| at[v])
+        .collect();
+    if feeding.is_empty() {
+        return project(p, out);
+    }
+    let concat = p.push(Layer::Concat, feeding, None);
+    if arch.has_edge(0, out) {
+        let projected = project(p, out);
+        p.push(Layer::Identity, vec![concat, projected], None)
+    } else {
+        concat
+    }
+}
+
 impl SearchSpace for Nb101Space {
     type Arch = Nb101Arch;
 
@@ -392,6 +506,10 @@ impl SearchSpace for Nb101Space {
 
     fn format(&self, arch: &Nb101Arch) -> String {
         arch.to_string()
+    }
+
+    fn identity(&self, arch: &Nb101Arch) -> String {
+        arch.graph_hash()
     }
 
     fn sample(&self, rng: &mut dyn RngCore) -> Nb101Arch {
@@ -507,11 +625,59 @@ impl SearchSpace for Nb101Space {
         features.extend(ops);
         features
     }
+
+    /// The benchmark network (conv3x3-BN-ReLU stem, 3 stacks of cells with 2x2 max-pool
+    /// downsampling and doubled channels between them, global pooling, linear classifier) at
+    /// proxy size: the first `config.cells_per_stage` cells of each stack, and `2 * width`
+    /// channels in the first stack, because the concatenation splits a cell's channels over up
+    /// to five nodes.
+    fn proxy_program(&self, arch: &Nb101Arch, config: &ProxyConfig) -> Option<ProxyProgram> {
+        let mut p = ProxyProgram::default();
+        let image = p.push(Layer::Image, vec![], None);
+        let mut channels = 2 * config.width;
+        let stem = p.push(
+            Layer::conv_norm(3, 1, 3, channels),
+            vec![image],
+            Some(Slot { cell: 0, node: 1 }),
+        );
+        let mut x = p.push(Layer::Relu, vec![stem], None);
+        let mut cell = 1;
+        for stack in 0..3 {
+            let mut c_in = channels;
+            if stack > 0 {
+                let pool = Layer::MaxPool {
+                    kernel: 2,
+                    stride: 2,
+                };
+                x = p.push(pool, vec![x], None);
+                channels *= 2;
+                cell += 1;
+            }
+            for j in 0..self.cells_per_stack {
+                if j < config.cells_per_stage {
+                    x = push_cell(&mut p, arch, cell, x, c_in, channels);
+                    c_in = channels;
+                }
+                cell += 1;
+            }
+        }
+        let pooled = p.push(Layer::GlobalAvgPool, vec![x], None);
+        p.push(
+            Layer::Linear {
+                c_in: channels,
+                c_out: CLASSES,
+            },
+            vec![pooled],
+            Some(Slot { cell, node: 2 }),
+        );
+        Some(p)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::testing::check_program;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -643,5 +809,75 @@ mod tests {
         let enc = space.global_encoding(&a);
         assert_eq!(enc.cells.len(), 1 + 3 + 1 + 3 + 1 + 3 + 1);
         assert_eq!(enc.cells[1], space.cell_graph(&a));
+    }
+
+    #[test]
+    fn every_embedded_cell_round_trips_and_is_distinct() {
+        let space = Nb101Space::default();
+        let table = crate::data::Table::load("nb101").unwrap();
+        let archs = table.column("arch").unwrap();
+        let hashes = table.column("graph_hash").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (text, hash) in archs.iter().zip(&hashes) {
+            let arch = space.parse(text).unwrap();
+            assert_eq!(&space.format(&arch), text);
+            assert_eq!(space.parse(&arch.to_json()).unwrap(), arch);
+            assert_eq!(&arch.graph_hash(), hash, "{text}");
+            assert!(seen.insert(space.identity(&arch)), "duplicate {text}");
+        }
+        assert_eq!(seen.len(), 292);
+    }
+
+    #[test]
+    fn channels_are_split_over_the_nodes_feeding_the_output() {
+        let space = Nb101Space::default();
+        // input -> 1, 2, 3 -> output: 32 channels split 11 / 11 / 10
+        let a = space
+            .parse(
+                "0111000001000010000100000:input|conv3x3-bn-relu|conv1x1-bn-relu|maxpool3x3|output",
+            )
+            .unwrap();
+        assert_eq!(vertex_channels(&a, 16, 32), vec![16, 11, 11, 10, 32]);
+        // 0 -> 1 -> {2, 3} -> output: node 1 feeds only nodes and takes the widest (5 of 9)
+        let b = space
+            .parse(
+                "0100000110000010000100000:input|conv3x3-bn-relu|conv3x3-bn-relu|maxpool3x3|output",
+            )
+            .unwrap();
+        assert_eq!(vertex_channels(&b, 8, 9), vec![8, 5, 5, 4, 9]);
+        // 0 -> 1 -> 2 -> output
+        let chain = space
+            .parse("0100001000010000:input|conv3x3-bn-relu|conv3x3-bn-relu|output")
+            .unwrap();
+        assert_eq!(vertex_channels(&chain, 8, 8), vec![8, 8, 8, 8]);
+    }
+
+    /// The vocabulary names a weighted proxy layer may be generated from.
+    fn allowed_node_types(layer: &Layer) -> &'static [&'static str] {
+        match layer {
+            Layer::Conv { kernel: 3, .. } => &["conv3x3-bn-relu", "stem_conv3x3_bn_relu"],
+            // a conv1x1 op, or the projection into a node
+            Layer::Conv { kernel: 1, .. } => {
+                &["conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output"]
+            }
+            Layer::Linear { .. } => &["head_linear"],
+            _ => &[],
+        }
+    }
+
+    #[test]
+    fn proxy_networks_of_every_embedded_cell_run_from_their_own_nodes() {
+        let space = Nb101Space::default();
+        let config = ProxyConfig {
+            image_size: 8,
+            ..ProxyConfig::default()
+        };
+        let table = crate::data::Table::load("nb101").unwrap();
+        for text in table.column("arch").unwrap() {
+            let arch = space.parse(text).unwrap();
+            let program = space.proxy_program(&arch, &config).unwrap();
+            let global = space.global_encoding(&arch);
+            check_program(&program, &global, VOCAB, allowed_node_types, 8, text);
+        }
     }
 }

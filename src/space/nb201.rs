@@ -352,13 +352,8 @@ impl SearchSpace for Nb201Space {
         let mut p = ProxyProgram::default();
         let image = p.push(Layer::Image, vec![], None);
         let mut channels = config.width;
-        let conv = |kernel, stride, c_in, c_out, pre_relu, post_norm| Layer::Conv {
-            kernel,
-            stride,
-            c_in,
-            c_out,
-            pre_relu,
-            post_norm,
+        let conv = |kernel, stride, c_in, c_out, pre_relu, post_norm| {
+            Layer::conv_norm(kernel, stride, c_in, c_out).with_relu_norm(pre_relu, post_norm)
         };
         let mut x = p.push(
             conv(3, 1, 3, channels, false, true),
@@ -423,14 +418,7 @@ fn push_cell(
             .map(|j| at[j])
             .collect();
         let op = graph.ops()[node];
-        let conv = |kernel| Layer::Conv {
-            kernel,
-            stride: 1,
-            c_in: c,
-            c_out: c,
-            pre_relu: true,
-            post_norm: true,
-        };
+        let conv = |kernel| Layer::relu_conv_norm(kernel, 1, c, c);
         let (layer, weighted) = match op {
             OUTPUT if preds.is_empty() => (Layer::Zero, false),
             OUTPUT => (Layer::Identity, false),
@@ -469,6 +457,7 @@ pub(crate) fn digits_of(text: &str) -> Vec<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::testing::check_program;
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -593,17 +582,14 @@ mod tests {
                     ..ProxyConfig::default()
                 };
                 let program = space.proxy_program(&arch, &config).unwrap();
-                for i in program.weighted_nodes() {
-                    let node = &program.nodes[i];
-                    let slot = node.slot.unwrap();
-                    let op = global.cells[slot.cell].ops()[slot.node];
-                    let name = VOCAB[op as usize];
-                    assert!(
-                        allowed_node_types(&node.layer).contains(&name),
-                        "{digits}: layer {:?} generated from a '{name}' node",
-                        node.layer
-                    );
-                }
+                check_program(
+                    &program,
+                    &global,
+                    VOCAB,
+                    allowed_node_types,
+                    config.image_size,
+                    digits,
+                );
                 let convs = arch
                     .ops
                     .iter()
@@ -631,27 +617,21 @@ mod tests {
 
     #[test]
     fn proxy_networks_run_even_when_a_cell_is_cut() {
-        use burn::prelude::*;
         let space = Nb201Space::default();
-        let device = Device::flex();
         let config = ProxyConfig::default();
         // "000000": no path through the cell; "100000"... cut too; "333333": all convs
         for digits in ["000000", "100000", "333333", "444444"] {
             let arch = space.parse(digits).unwrap();
             let program = space.proxy_program(&arch, &config).unwrap();
-            let weights: Vec<Option<Tensor<4>>> = program
-                .nodes
-                .iter()
-                .map(|n| {
-                    n.layer
-                        .weight_shape()
-                        .map(|(k, o, i)| Tensor::ones([o, i, k, k], &device).mul_scalar(0.1))
-                })
-                .collect();
-            let s = config.image_size;
-            let images = Tensor::<4>::ones([2, 3, s, s], &device);
-            let logits = program.forward(images, &weights);
-            assert_eq!(logits.dims(), [2, CLASSES], "{digits}");
+            let global = space.global_encoding(&arch);
+            check_program(
+                &program,
+                &global,
+                VOCAB,
+                allowed_node_types,
+                config.image_size,
+                digits,
+            );
         }
         let cut = space
             .proxy_program(&space.parse("000000").unwrap(), &config)

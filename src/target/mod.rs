@@ -9,8 +9,8 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu};
-use burn::tensor::module::{avg_pool2d, conv2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::data::cifar::NUM_CLASSES;
@@ -50,16 +50,31 @@ pub struct Slot {
 pub enum Layer {
     /// The image batch.
     Image,
-    /// Convolution without bias, `[c_out, c_in, kernel, kernel]` generated weight; "same"
-    /// padding. `pre_relu`/`post_norm` give the ReLU-Conv-BN pattern of NB201 ops.
+    /// Convolution without bias, `[c_out, c_in / groups, kernel, kernel]` generated weight;
+    /// "same" padding (`dilation * (kernel / 2)`). `pre_relu`/`post_norm` give the
+    /// ReLU-Conv-BN pattern of NB201 and DARTS ops; `groups == c_in` is a depthwise conv.
     Conv {
         kernel: usize,
         stride: usize,
         c_in: usize,
         c_out: usize,
+        groups: usize,
+        dilation: usize,
         pre_relu: bool,
         post_norm: bool,
     },
+    /// Max pooling; odd kernels pad to keep the size.
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+    },
+    Relu,
+    /// The first `channels` channels (NB101 feeds a narrower node this way).
+    Truncate {
+        channels: usize,
+    },
+    /// Concatenates its inputs along the channels, in input order, instead of summing them.
+    Concat,
     /// Average pooling; odd kernels pad to keep the size and do not count the padding.
     AvgPool {
         kernel: usize,
@@ -79,15 +94,63 @@ pub enum Layer {
 }
 
 impl Layer {
-    /// `(kernel, c_out, c_in)` of the generated weight, for layers that have one.
+    /// A plain convolution followed by batch normalisation (the building block most spaces
+    /// start from; adjust the fields for the rest).
+    pub fn conv_norm(kernel: usize, stride: usize, c_in: usize, c_out: usize) -> Layer {
+        Layer::Conv {
+            kernel,
+            stride,
+            c_in,
+            c_out,
+            groups: 1,
+            dilation: 1,
+            pre_relu: false,
+            post_norm: true,
+        }
+    }
+
+    /// ReLU, convolution, batch normalisation: the op pattern of NB201 and DARTS.
+    pub fn relu_conv_norm(kernel: usize, stride: usize, c_in: usize, c_out: usize) -> Layer {
+        Layer::conv_norm(kernel, stride, c_in, c_out).with_relu_norm(true, true)
+    }
+
+    /// This convolution with the ReLU before and the normalisation after set as given.
+    pub fn with_relu_norm(mut self, relu: bool, norm: bool) -> Layer {
+        if let Layer::Conv {
+            pre_relu,
+            post_norm,
+            ..
+        } = &mut self
+        {
+            (*pre_relu, *post_norm) = (relu, norm);
+        }
+        self
+    }
+
+    /// This convolution made depthwise (one group per input channel) with the given dilation.
+    pub fn depthwise(mut self, dilation_rate: usize) -> Layer {
+        if let Layer::Conv {
+            c_in,
+            groups,
+            dilation,
+            ..
+        } = &mut self
+        {
+            (*groups, *dilation) = (*c_in, dilation_rate);
+        }
+        self
+    }
+
+    /// `(kernel, c_out, c_in per group)` of the generated weight, for layers that have one.
     pub fn weight_shape(&self) -> Option<(usize, usize, usize)> {
         match *self {
             Layer::Conv {
                 kernel,
                 c_in,
                 c_out,
+                groups,
                 ..
-            } => Some((kernel, c_out, c_in)),
+            } => Some((kernel, c_out, c_in / groups)),
             Layer::Linear { c_in, c_out } => Some((1, c_out, c_in)),
             _ => None,
         }
@@ -96,7 +159,14 @@ impl Layer {
     /// A short name used for exported weights (`conv3x3`, `linear`).
     pub fn kind_name(&self) -> String {
         match *self {
-            Layer::Conv { kernel, .. } => format!("conv{kernel}x{kernel}"),
+            Layer::Conv {
+                kernel, groups: 1, ..
+            } => format!("conv{kernel}x{kernel}"),
+            Layer::Conv { kernel, .. } => format!("dwconv{kernel}x{kernel}"),
+            Layer::MaxPool { kernel, .. } => format!("maxpool{kernel}x{kernel}"),
+            Layer::Relu => "relu".into(),
+            Layer::Truncate { .. } => "truncate".into(),
+            Layer::Concat => "concat".into(),
             Layer::Linear { .. } => "linear".into(),
             Layer::Image => "image".into(),
             Layer::AvgPool { kernel, .. } => format!("avgpool{kernel}x{kernel}"),
@@ -155,11 +225,16 @@ impl ProxyProgram {
     pub fn forward(&self, images: Tensor<4>, weights: &[Option<Tensor<4>>]) -> Tensor<2> {
         let mut values: Vec<Option<Value>> = Vec::with_capacity(self.nodes.len());
         for (i, node) in self.nodes.iter().enumerate() {
-            let input = node
+            let inputs = node
                 .inputs
                 .iter()
-                .map(|&j| values[j].clone().expect("input computed before use"))
-                .reduce(Value::add);
+                .map(|&j| values[j].clone().expect("input computed before use"));
+            let input = if node.layer == Layer::Concat {
+                let maps: Vec<Tensor<4>> = inputs.map(Value::map).collect();
+                (!maps.is_empty()).then(|| Value::Map(Tensor::cat(maps, 1)))
+            } else {
+                inputs.reduce(Value::add)
+            };
             let out = match (node.layer, input) {
                 (Layer::Image, _) => Value::Map(images.clone()),
                 (layer, Some(x)) => apply(layer, x, weights[i].as_ref()),
@@ -203,6 +278,8 @@ fn apply(layer: Layer, x: Value, weight: Option<&Tensor<4>>) -> Value {
         Layer::Conv {
             kernel,
             stride,
+            groups,
+            dilation,
             pre_relu,
             post_norm,
             ..
@@ -211,8 +288,9 @@ fn apply(layer: Layer, x: Value, weight: Option<&Tensor<4>>) -> Value {
             if pre_relu {
                 x = relu(x);
             }
-            let pad = kernel / 2;
-            let options = ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1);
+            let pad = dilation * (kernel / 2);
+            let options =
+                ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], groups);
             let w = weight
                 .expect("conv layer without a generated weight")
                 .clone();
@@ -230,7 +308,16 @@ fn apply(layer: Layer, x: Value, weight: Option<&Tensor<4>>) -> Value {
                 .with_count_include_pad(false);
             Value::Map(avg_pool2d(x.map(), options))
         }
-        Layer::Identity => x,
+        Layer::MaxPool { kernel, stride } => {
+            let pad = if kernel % 2 == 1 { kernel / 2 } else { 0 };
+            let options = MaxPoolOptions::new([kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding([pad, pad]);
+            Value::Map(max_pool2d(x.map(), options))
+        }
+        Layer::Relu => Value::Map(relu(x.map())),
+        Layer::Truncate { channels } => Value::Map(x.map().narrow(1, 0, channels)),
+        Layer::Identity | Layer::Concat => x,
         Layer::Zero => match x {
             Value::Map(m) => Value::Map(m.zeros_like()),
             Value::Vector(v) => Value::Vector(v.zeros_like()),
@@ -297,6 +384,49 @@ pub fn correct(logits: Tensor<2>, labels: &[i64]) -> usize {
 /// The number of classes every proxy classifier outputs.
 pub const CLASSES: usize = NUM_CLASSES;
 
+/// Checks the spaces' proxy builders share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::encoding::GlobalEncoding;
+
+    /// Every weighted layer of `program` must take its weight from a node whose type `allowed`
+    /// lists for it, and the program must run on a batch of two images (constant weights) to
+    /// `[2, CLASSES]` logits.
+    pub fn check_program(
+        program: &ProxyProgram,
+        global: &GlobalEncoding,
+        vocab: &[&str],
+        allowed: impl Fn(&Layer) -> &'static [&'static str],
+        image_size: usize,
+        label: &str,
+    ) {
+        for i in program.weighted_nodes() {
+            let node = &program.nodes[i];
+            let slot = node.slot.expect("weighted node has a slot");
+            let name = vocab[global.cells[slot.cell].ops()[slot.node] as usize];
+            assert!(
+                allowed(&node.layer).contains(&name),
+                "{label}: layer {:?} generated from a '{name}' node",
+                node.layer
+            );
+        }
+        let device = Device::flex();
+        let weights: Vec<Option<Tensor<4>>> = program
+            .nodes
+            .iter()
+            .map(|n| {
+                n.layer
+                    .weight_shape()
+                    .map(|(k, o, i)| Tensor::ones([o, i, k, k], &device).mul_scalar(0.1))
+            })
+            .collect();
+        let images = Tensor::<4>::ones([2, 3, image_size, image_size], &device);
+        let logits = program.forward(images, &weights);
+        assert_eq!(logits.dims(), [2, CLASSES], "{label}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,14 +475,7 @@ mod tests {
         let img = p.push(Layer::Image, vec![], None);
         let slot = Some(Slot { cell: 0, node: 0 });
         let conv = p.push(
-            Layer::Conv {
-                kernel: 1,
-                stride: 1,
-                c_in: 2,
-                c_out: 2,
-                pre_relu: false,
-                post_norm: false,
-            },
+            Layer::conv_norm(1, 1, 2, 2).with_relu_norm(false, false),
             vec![img],
             slot,
         );
