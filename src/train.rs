@@ -86,6 +86,7 @@ pub fn default_configs(
         hyper: kind
             .uses_hypernetwork()
             .then(|| HyperConfig::for_proxy(ProxyConfig::default())),
+        z_span: 1,
     };
     let train = TrainConfig {
         epochs: 300,

@@ -529,6 +529,43 @@ fn nb101_and_darts_train_predict_and_export_weights() {
     }
 }
 
+/// A user's own NB101 table as JSON lines (`{"arch": {"matrix", "ops"}, "val_acc"}`), the
+/// format the README shows how to dump from the official release.
+#[test]
+fn nb101_json_lines_train_and_eval() {
+    use hypernas::space::SearchSpace;
+    let dir = TempDir::new().unwrap();
+    let table = hypernas::data::Table::load("nb101").unwrap();
+    let space = hypernas::space::nb101::Nb101Space::default();
+    let accs = table.column("val_acc").unwrap();
+    let mut text = String::new();
+    for (arch, acc) in table.column("arch").unwrap().iter().zip(&accs).take(60) {
+        let json = space.parse(arch).unwrap().to_json();
+        text.push_str(&format!("{{\"arch\": {json}, \"val_acc\": {acc}}}\n"));
+    }
+    let data = dir.path().join("nb101.jsonl");
+    std::fs::write(&data, text).unwrap();
+    let model = dir.path().join("m.safetensors");
+    let output = hypernas()
+        .args(["train", "--space", "nb101", "--target", "val_acc", "--data"])
+        .arg(&data)
+        .args(["--train-size", "30", "--epochs", "2", "--out"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let output = hypernas()
+        .args(["eval", "--json", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["metrics"]["n"], 30);
+}
+
 #[test]
 fn bad_nb101_and_darts_strings_fail_cleanly() {
     let dir = TempDir::new().unwrap();

@@ -170,7 +170,7 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
     let results = bench::run(&protocol, jobs, Some(&pb));
     pb.finish_and_clear();
     let summary = bench::summarize(&results);
-    write_bench_outputs(&a, &data, &l.target, &variants, &results, &summary)?;
+    write_bench_outputs(&a, &data, &l, &variants, &results, &summary)?;
     println!(
         "Kendall tau on all remaining architectures, mean ± std over {} seeds ({} / {}, target {}):\n",
         a.seeds,
@@ -179,6 +179,9 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
         l.target
     );
     println!("{}", report::tau_table(&summary));
+    if let Some(caveat) = l.caveat {
+        println!("Note on the data: {caveat}.\n");
+    }
     if let Some(table) = report::hyper_acc_table(&summary) {
         println!(
             "Top-1 accuracy of the generated proxy networks of {} held-out architectures on {} held-out images (mean over seeds):\n",
@@ -219,7 +222,7 @@ fn predictors(a: &BenchArgs, space: &dyn DynSpace) -> Vec<PredictorKind> {
 fn write_bench_outputs(
     a: &BenchArgs,
     data: &str,
-    target: &str,
+    l: &Labelled,
     variants: &[Variant],
     results: &[RunResult],
     summary: &[bench::CellSummary],
@@ -229,6 +232,8 @@ fn write_bench_outputs(
         space: &'a str,
         data: &'a str,
         target: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caveat: Option<&'a str>,
         command: String,
         summary: &'a [bench::CellSummary],
         runs: &'a [RunResult],
@@ -237,7 +242,8 @@ fn write_bench_outputs(
     let out = Out {
         space: &a.space,
         data,
-        target,
+        target: &l.target,
+        caveat: l.caveat,
         command,
         summary,
         runs: results,
@@ -307,7 +313,7 @@ fn write_bench_outputs(
     }
     plot::line_plot_svg(
         &a.out_dir.join("tau.svg"),
-        &format!("{} ({}): Kendall tau vs training size", a.space, target),
+        &format!("{} ({}): Kendall tau vs training size", a.space, l.target),
         "training architectures N",
         "Kendall tau (rest of the table)",
         &series,

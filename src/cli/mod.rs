@@ -217,6 +217,8 @@ struct Labelled {
     targets: Vec<f64>,
     /// The target column (the one asked for, or the table's default).
     target: String,
+    /// What results on this data must say about its labels.
+    caveat: Option<&'static str>,
 }
 
 fn load_labelled(
@@ -233,5 +235,6 @@ fn load_labelled(
         archs,
         targets,
         target,
+        caveat: table.caveat,
     })
 }

@@ -237,6 +237,8 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<()> {
             predictor: PredictorKind,
             data: &'a str,
             target: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            caveat: Option<&'a str>,
             excluded_training_rows: usize,
             metrics: &'a Metrics,
         }
@@ -245,6 +247,7 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<()> {
             predictor: header.model.kind,
             data: &data,
             target: &target,
+            caveat: l.caveat,
             excluded_training_rows: l.archs.len() - keep.len(),
             metrics: &m,
         };
@@ -259,6 +262,9 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<()> {
             l.archs.len() - keep.len()
         );
         println!("{m}");
+        if let Some(caveat) = l.caveat {
+            println!("Note on the data: {caveat}.");
+        }
     }
     Ok(())
 }

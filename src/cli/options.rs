@@ -44,6 +44,10 @@ pub struct ModelOptions {
     /// Dropout probability.
     #[arg(long)]
     pub dropout: Option<f64>,
+    /// Previous cells whose pooled features each cell of the global encoding receives (mean)
+    /// [default: the space's: 1, the paper's z-passing; see the README for DARTS].
+    #[arg(long)]
+    pub z_span: Option<usize>,
     #[command(flatten)]
     pub aux: AuxOptions,
 }
@@ -203,6 +207,11 @@ impl ModelOptions {
         if let Some(v) = self.dropout {
             m.dropout = v;
         }
+        m.z_span = match self.z_span {
+            Some(0) => bail!("--z-span must be at least 1"),
+            Some(v) => v,
+            None => space.z_span(),
+        };
         self.aux.apply(&mut m, &mut t)?;
         if let Some(h) = &mut m.hyper {
             h.kernels = space.proxy_kernel_sizes();

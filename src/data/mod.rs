@@ -2,6 +2,7 @@
 //! from a user path or embedded in the binary (`nb201`), so the defaults work offline.
 
 use std::collections::HashMap;
+use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,6 +21,8 @@ struct Embedded {
     target: &'static str,
     /// Training sizes of `bench` on this table.
     bench_sizes: &'static [usize],
+    /// What every result on this table must say about its labels.
+    caveat: Option<&'static str>,
     /// zstd-compressed CSV.
     bytes: &'static [u8],
 }
@@ -31,6 +34,7 @@ const EMBEDDED: &[Embedded] = &[
         arch_col: "arch_str",
         target: "cifar10_test_acc",
         bench_sizes: &[39, 78, 156, 469, 781, 1563],
+        caveat: None,
         bytes: include_bytes!("../../data/nb201.csv.zst"),
     },
     Embedded {
@@ -39,14 +43,20 @@ const EMBEDDED: &[Embedded] = &[
         arch_col: "arch",
         target: "val_acc",
         bench_sizes: &[50, 100, 200],
+        caveat: Some(
+            "a 500-row NASLib sample of NAS-Bench-101 (292 distinct cells, one seed per query, merged by graph hash), not the full table",
+        ),
         bytes: include_bytes!("../../data/nb101.csv.zst"),
     },
     Embedded {
         name: "darts",
-        spaces: &["darts"],
+        spaces: &["darts-search", "darts"],
         arch_col: "arch",
         target: "val_acc",
         bench_sizes: &[50, 100, 200, 400],
+        caveat: Some(
+            "labels are NAS-Bench-301 surrogate predictions, not training runs: never report them as results on trained DARTS networks",
+        ),
         bytes: include_bytes!("../../data/darts.csv.zst"),
     },
 ];
@@ -67,6 +77,8 @@ pub struct Table {
     pub default_arch_col: String,
     /// The target column used unless the user names one (embedded tables only).
     pub default_target: Option<String>,
+    /// What results on this table must say about its labels (embedded tables only).
+    pub caveat: Option<&'static str>,
 }
 
 impl Table {
@@ -77,6 +89,7 @@ impl Table {
             let mut table =
                 Self::from_reader(&csv[..], format!("{} (embedded)", e.name), e.arch_col)?;
             table.default_target = Some(e.target.to_string());
+            table.caveat = e.caveat;
             return Ok(table);
         }
         let path = Path::new(source);
@@ -87,7 +100,64 @@ impl Table {
             );
         }
         let file = std::fs::File::open(path).with_context(|| format!("cannot open {source}"))?;
-        Self::from_reader(file, source.to_string(), "arch")
+        let json_lines = path
+            .extension()
+            .is_some_and(|e| e == "jsonl" || e == "ndjson");
+        if json_lines {
+            Self::from_json_lines(std::io::BufReader::new(file), source.to_string())
+        } else {
+            Self::from_reader(file, source.to_string(), "arch")
+        }
+    }
+
+    /// JSON lines, one object per architecture: every field becomes a column, numbers and
+    /// strings as their text, arrays and objects as compact JSON. So an NB101 cell can be given
+    /// as `{"arch": {"matrix": [[0, 1, ...], ...], "ops": ["input", ...]}, "val_acc": 94.1}`,
+    /// the form the official API's `ModelSpec` fields dump to.
+    pub fn from_json_lines<R: BufRead>(reader: R, source: String) -> Result<Self> {
+        let mut headers: Vec<String> = Vec::new();
+        let mut records: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+        for (i, line) in reader.lines().enumerate() {
+            let line = line.with_context(|| format!("{source}: cannot read line {}", i + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| anyhow!("{source}: line {}: not JSON: {e}", i + 1))?;
+            let serde_json::Value::Object(map) = value else {
+                bail!("{source}: line {}: expected a JSON object", i + 1);
+            };
+            for key in map.keys() {
+                if !headers.contains(key) {
+                    headers.push(key.clone());
+                }
+            }
+            records.push(map);
+        }
+        if records.is_empty() {
+            bail!("{source}: no data rows");
+        }
+        let rows = records
+            .iter()
+            .map(|map| {
+                headers
+                    .iter()
+                    .map(|h| match map.get(h) {
+                        None | Some(serde_json::Value::Null) => String::new(),
+                        Some(serde_json::Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            source,
+            headers,
+            rows,
+            default_arch_col: "arch".into(),
+            default_target: None,
+            caveat: None,
+        })
     }
 
     /// Which space an embedded data set belongs to.
@@ -145,6 +215,7 @@ impl Table {
             rows,
             default_arch_col: default_arch_col.to_string(),
             default_target: None,
+            caveat: None,
         })
     }
 
@@ -260,6 +331,29 @@ mod tests {
         assert!((best - 94.3733).abs() < 1e-9);
         let nb201 = space::by_name("nb201").unwrap();
         assert_eq!(t.encode(nb201.as_ref(), None).unwrap().len(), 15_625);
+    }
+
+    #[test]
+    fn json_lines_give_columns_and_json_architectures() {
+        let text = r#"{"arch": {"matrix": [[0, 1], [0, 0]], "ops": ["input", "output"]}, "val_acc": 80.5}
+
+{"arch": {"matrix": [[0, 1, 0], [0, 0, 1], [0, 0, 0]], "ops": ["input", "maxpool3x3", "output"]}, "val_acc": 85, "note": "x"}
+"#;
+        let t = Table::from_json_lines(text.as_bytes(), "t.jsonl".into()).unwrap();
+        assert_eq!(t.headers, vec!["arch", "val_acc", "note"]);
+        assert_eq!(t.target("val_acc").unwrap(), vec![80.5, 85.0]);
+        assert_eq!(t.column("note").unwrap(), vec!["", "x"]);
+        let nb101 = space::by_name("nb101").unwrap();
+        let archs = t.encode(nb101.as_ref(), None).unwrap();
+        assert_eq!(archs[1].canonical, "010001000:input|maxpool3x3|output");
+        let e = Table::from_json_lines("{\"a\": 1}\n[1]\n".as_bytes(), "t.jsonl".into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2: expected a JSON object"), "{e}");
+        let e = Table::from_json_lines("{oops".as_bytes(), "t.jsonl".into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1: not JSON"), "{e}");
     }
 
     #[test]

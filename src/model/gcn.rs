@@ -106,12 +106,16 @@ impl GraphTensors {
 /// Embeds node types, runs the shared GCN over each cell in sequence with the previous cell's
 /// pooled feature added to every node (`z`-passing), and returns the mean of the pooled cell
 /// features. With a one-cell sequence this is the NP encoder.
+///
+/// With `z_span` 2 a cell gets the mean of the two previous cells' pooled features instead, for
+/// spaces whose cells read the outputs of two predecessors (DARTS).
 #[derive(Module, Debug)]
 pub struct SequenceGcn {
     embed: Dense,
     layers: Vec<BiGcnLayer>,
     hidden: usize,
     dropout: f64,
+    z_span: usize,
 }
 
 impl SequenceGcn {
@@ -132,7 +136,14 @@ impl SequenceGcn {
             layers,
             hidden,
             dropout,
+            z_span: 1,
         }
+    }
+
+    /// Pass the mean of the last `span` cells' pooled features (at least 1) to each cell.
+    pub fn with_z_span(mut self, span: usize) -> Self {
+        self.z_span = span.max(1);
+        self
     }
 
     pub fn hidden(&self) -> usize {
@@ -179,10 +190,11 @@ impl SequenceGcn {
             .matmul(w0.clone())
             + first.both.bias.val().unsqueeze_dim(0))
         .unsqueeze_dim(0);
-        let mut z: Option<Tensor<2>> = None;
+        let mut history: Vec<Tensor<2>> = Vec::new();
         let mut sum: Option<Tensor<2>> = None;
         let mut nodes = Vec::new();
         for pos in &graphs.positions {
+            let z = self.z_of(&history);
             let [_, n, v] = pos.features.dims();
             let mut xw: Tensor<3> = pos
                 .features
@@ -206,20 +218,31 @@ impl SequenceGcn {
             if keep_nodes {
                 nodes.push(x.clone());
             }
-            self.pool_into(pos, x, graphs.ragged, &mut z, &mut sum);
+            self.pool_into(pos, x, graphs.ragged, &mut history, &mut sum);
         }
         let pooled = sum.unwrap_or_else(|| Tensor::zeros([b, self.hidden], &device));
         (pooled, nodes)
     }
 
-    /// Mean-pool the cell's nodes into `z`, carry `z` unchanged over padding cells, and add the
-    /// cell's share to the running sequence mean.
+    /// The `z` a cell receives: the mean of the last `z_span` pooled features seen so far.
+    fn z_of(&self, history: &[Tensor<2>]) -> Option<Tensor<2>> {
+        let recent = &history[history.len().saturating_sub(self.z_span)..];
+        let total = recent.iter().cloned().reduce(|a, b| a + b)?;
+        Some(if recent.len() > 1 {
+            total.div_scalar(recent.len() as f64)
+        } else {
+            total
+        })
+    }
+
+    /// Mean-pool the cell's nodes into the `z` history (carrying the last entry unchanged over
+    /// padding cells) and add the cell's share to the running sequence mean.
     fn pool_into(
         &self,
         pos: &PositionTensors,
         x: Tensor<3>,
         ragged: bool,
-        z: &mut Option<Tensor<2>>,
+        history: &mut Vec<Tensor<2>>,
         sum: &mut Option<Tensor<2>>,
     ) {
         let b = x.dims()[0];
@@ -229,13 +252,17 @@ impl SequenceGcn {
             Some(s) => s + weighted,
             None => weighted,
         });
-        *z = Some(match (z.take(), ragged) {
+        let z = match (history.last(), ragged) {
             (Some(prev), true) => {
                 pooled * pos.cell_mask.clone()
-                    + prev * (pos.cell_mask.clone().neg().add_scalar(1.0))
+                    + prev.clone() * (pos.cell_mask.clone().neg().add_scalar(1.0))
             }
             _ => pooled,
-        });
+        };
+        if history.len() == self.z_span {
+            history.remove(0);
+        }
+        history.push(z);
     }
 }
 
@@ -248,17 +275,17 @@ mod tests {
     impl SequenceGcn {
         /// The textbook order of operations, to check the folded first layer against.
         fn forward_reference(&self, graphs: &GraphTensors) -> Tensor<2> {
-            let mut z: Option<Tensor<2>> = None;
+            let mut history = Vec::new();
             let mut sum: Option<Tensor<2>> = None;
             for pos in &graphs.positions {
                 let mut x = self.embed.forward3(pos.features.clone());
-                if let Some(z) = &z {
-                    x = x + z.clone().unsqueeze_dim(1);
+                if let Some(z) = self.z_of(&history) {
+                    x = x + z.unsqueeze_dim(1);
                 }
                 for layer in &self.layers {
                     x = layer.forward(x, &pos.forward, &pos.backward);
                 }
-                self.pool_into(pos, x, graphs.ragged, &mut z, &mut sum);
+                self.pool_into(pos, x, graphs.ragged, &mut history, &mut sum);
             }
             sum.unwrap()
         }
@@ -267,28 +294,36 @@ mod tests {
     #[test]
     fn folded_first_layer_matches_the_reference() {
         let device = Device::flex();
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let gcn = SequenceGcn::new(5, 8, 3, 0.0, &mut rng, &device);
         let a = vec![
             CellGraph::new(vec![0, 2, 3, 1], &[(0, 1), (0, 2), (1, 3), (2, 3)]),
             CellGraph::chain(vec![0, 4, 1]),
+            CellGraph::chain(vec![0, 3, 1]),
         ];
         let b = vec![CellGraph::chain(vec![0, 2, 3, 1])];
         let graphs = GraphTensors::new(&PackedGraphs::pack(&[&a, &b], 5), &device);
-        let fast: Vec<f32> = gcn
-            .forward(&graphs, None)
-            .into_data()
-            .try_into_vec()
-            .unwrap();
-        let slow: Vec<f32> = gcn
-            .forward_reference(&graphs)
-            .into_data()
-            .try_into_vec()
-            .unwrap();
-        assert_eq!(fast.len(), 16);
-        for (f, s) in fast.iter().zip(&slow) {
-            assert!((f - s).abs() < 1e-5, "{f} vs {s}");
+        let mut by_span = Vec::new();
+        for span in [1, 2] {
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let gcn = SequenceGcn::new(5, 8, 3, 0.0, &mut rng, &device).with_z_span(span);
+            let fast: Vec<f32> = gcn
+                .forward(&graphs, None)
+                .into_data()
+                .try_into_vec()
+                .unwrap();
+            let slow: Vec<f32> = gcn
+                .forward_reference(&graphs)
+                .into_data()
+                .try_into_vec()
+                .unwrap();
+            assert_eq!(fast.len(), 16);
+            for (f, s) in fast.iter().zip(&slow) {
+                assert!((f - s).abs() < 1e-5, "{f} vs {s}");
+            }
+            assert!(fast.iter().any(|v| v.abs() > 1e-4), "degenerate test input");
+            by_span.push(fast);
         }
-        assert!(fast.iter().any(|v| v.abs() > 1e-4), "degenerate test input");
+        // the third cell of `a` sees two predecessors only with span 2; `b` has one cell
+        assert_ne!(by_span[0][..8], by_span[1][..8]);
+        assert_eq!(by_span[0][8..], by_span[1][8..]);
     }
 }

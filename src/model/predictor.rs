@@ -82,6 +82,13 @@ pub struct ModelConfig {
     /// The hypernetwork and its proxy networks (`hypernas`, `hypernas-h`).
     #[serde(default)]
     pub hyper: Option<HyperConfig>,
+    /// How many previous cells' pooled features a cell receives (see [`SequenceGcn`]).
+    #[serde(default = "one")]
+    pub z_span: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What one batch of architectures looks like to a predictor.
@@ -173,7 +180,8 @@ impl Regressor {
                     config.dropout,
                     rng,
                     device,
-                );
+                )
+                .with_z_span(config.z_span);
                 let head_in = Dense::new(config.hidden, config.head_hidden, rng, device);
                 let head_out = Dense::new(config.head_hidden, 1, rng, device);
                 // Drawn after the predictor's own weights so hypernas-p initialises as before.

@@ -782,7 +782,11 @@ impl DartsCellGraph {
     }
 }
 
-/// The DARTS space with its CIFAR-10 evaluation network of `layers` cells (20 in DARTS).
+/// Cells of DARTS' search network (`--space darts-search`).
+pub const SEARCH_LAYERS: usize = 8;
+
+/// The DARTS space with its CIFAR-10 evaluation network of `layers` cells (20 in DARTS; 8 for
+/// the search network).
 #[derive(Debug, Clone)]
 pub struct DartsSpace {
     pub layers: usize,
@@ -981,7 +985,11 @@ impl SearchSpace for DartsSpace {
     type Arch = DartsArch;
 
     fn name(&self) -> &'static str {
-        "darts"
+        if self.layers == SEARCH_LAYERS {
+            "darts-search"
+        } else {
+            "darts"
+        }
     }
 
     fn parse(&self, text: &str) -> Result<DartsArch, ArchError> {
@@ -1253,6 +1261,29 @@ mod tests {
         }
         // the data loader's duplicate check (by identity) passes
         assert_eq!(table.encode(&space, None).unwrap().len(), 1218);
+    }
+
+    #[test]
+    fn the_search_network_has_8_cells_and_its_own_name() {
+        let search = super::super::by_name("darts-search").unwrap();
+        assert_eq!(search.name(), "darts-search");
+        let arch = search.encode(DARTS_V2).unwrap();
+        assert_eq!(arch.global.cells.len(), 8 + 2);
+        let space = DartsSpace {
+            layers: SEARCH_LAYERS,
+        };
+        let reductions: Vec<usize> = (0..8).filter(|&l| space.is_reduction(l)).collect();
+        assert_eq!(reductions, vec![2, 5]);
+        let program = search
+            .proxy_program(DARTS_V2, &ProxyConfig::default())
+            .unwrap()
+            .unwrap();
+        let cells = program
+            .nodes
+            .iter()
+            .filter(|n| n.layer == Layer::Concat)
+            .count();
+        assert_eq!(cells, 5);
     }
 
     #[test]

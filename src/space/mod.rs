@@ -82,6 +82,12 @@ pub trait SearchSpace: Send + Sync + 'static {
     fn proxy_kernel_sizes(&self) -> Vec<usize> {
         vec![1, 3]
     }
+
+    /// How many previous cells' pooled features the global encoding passes to each cell (the
+    /// default `--z-span`): 1, the paper's z-passing, unless the space says otherwise.
+    fn z_span(&self) -> usize {
+        1
+    }
 }
 
 /// An architecture after parsing, carried through the space-agnostic core in every form the
@@ -113,6 +119,7 @@ pub trait DynSpace: Send + Sync {
         config: &ProxyConfig,
     ) -> Result<Option<ProxyProgram>, ArchError>;
     fn proxy_kernel_sizes(&self) -> Vec<usize>;
+    fn z_span(&self) -> usize;
 }
 
 impl<S: SearchSpace> DynSpace for S {
@@ -170,10 +177,14 @@ impl<S: SearchSpace> DynSpace for S {
     fn proxy_kernel_sizes(&self) -> Vec<usize> {
         SearchSpace::proxy_kernel_sizes(self)
     }
+
+    fn z_span(&self) -> usize {
+        SearchSpace::z_span(self)
+    }
 }
 
 /// Names accepted by `--space`.
-pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101", "darts"];
+pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101", "darts", "darts-search"];
 
 /// Look a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
@@ -186,6 +197,10 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         })),
         "nb101" | "nasbench101" | "nas-bench-101" => Ok(Box::new(nb101::Nb101Space::default())),
         "darts" | "nb301" => Ok(Box::new(darts::DartsSpace::default())),
+        // The same cells encoded in DARTS' 8-cell search network instead of the 20-cell one.
+        "darts-search" => Ok(Box::new(darts::DartsSpace {
+            layers: darts::SEARCH_LAYERS,
+        })),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")
