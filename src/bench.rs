@@ -111,17 +111,40 @@ pub fn run(protocol: &Protocol, jobs: usize, progress: Option<&ProgressBar>) -> 
         };
         std::cmp::Reverse(size * cost)
     });
-    let results: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; tasks.len()]);
+    let mut results: Vec<Option<RunResult>> = vec![None; tasks.len()];
+    for (i, result) in parallel_map(&schedule, jobs, progress, |&i| {
+        let (size, seed, variant) = tasks[i];
+        run_one(protocol, size, seed, variant)
+    }) {
+        results[schedule[i]] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every task ran"))
+        .collect()
+}
+
+/// Apply `f` to every task on `jobs` threads, taking tasks in order as threads free up;
+/// returns `(task index, result)` for every task, in index order. `progress` ticks per task.
+pub fn parallel_map<T: Sync, R: Send>(
+    tasks: &[T],
+    jobs: usize,
+    progress: Option<&ProgressBar>,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<(usize, R)> {
+    let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(tasks.len()));
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
                 loop {
                     let k = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&i) = schedule.get(k) else { break };
-                    let (size, seed, variant) = tasks[i];
-                    let result = run_one(protocol, size, seed, variant);
-                    results.lock().expect("no worker panicked")[i] = Some(result);
+                    let Some(task) = tasks.get(k) else { break };
+                    let result = f(task);
+                    results
+                        .lock()
+                        .expect("no worker panicked")
+                        .push((k, result));
                     if let Some(pb) = progress {
                         pb.inc(1);
                     }
@@ -129,12 +152,9 @@ pub fn run(protocol: &Protocol, jobs: usize, progress: Option<&ProgressBar>) -> 
             });
         }
     });
+    let mut results = results.into_inner().expect("no worker panicked");
+    results.sort_by_key(|&(k, _)| k);
     results
-        .into_inner()
-        .expect("no worker panicked")
-        .into_iter()
-        .map(|r| r.expect("every task ran"))
-        .collect()
 }
 
 fn run_one(protocol: &Protocol, size: usize, seed: u64, variant: &Variant) -> RunResult {

@@ -9,6 +9,7 @@ pub mod encoding;
 pub mod metrics;
 pub mod model;
 pub mod report;
+pub mod search;
 pub mod space;
 pub mod target;
 pub mod train;

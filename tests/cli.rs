@@ -608,3 +608,145 @@ fn bad_nb101_and_darts_strings_fail_cleanly() {
         assert!(!dir.path().join("m.safetensors").exists());
     }
 }
+
+/// A stand-in training script: a deterministic pseudo-accuracy from the architecture string,
+/// after a short sleep; with FAIL set it fails (exit 1) for about a third of them.
+fn eval_script(dir: &Path) -> PathBuf {
+    let script = dir.join("eval.sh");
+    std::fs::write(
+        &script,
+        "sleep 0.05\nsum=$(printf '%s' \"$1\" | cksum | cut -d' ' -f1)\n\
+         if [ -n \"$FAIL\" ] && [ $((sum % 3)) -eq 0 ]; then echo broken >&2; exit 1; fi\n\
+         echo \"accuracy: $((80 + sum % 15)).$((sum % 100))\"\n",
+    )
+    .unwrap();
+    script
+}
+
+fn journal_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Kill a search with a command oracle mid-run, resume it: every evaluation is in the journal
+/// exactly once, and the budget is spent.
+#[test]
+fn a_killed_search_resumes_without_losing_or_repeating_evaluations() {
+    let dir = TempDir::new().unwrap();
+    let script = eval_script(dir.path());
+    let run_dir = dir.path().join("run");
+    let template = format!("sh {} {{arch}}", script.display());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hypernas"))
+        .args(["search", "--space", "nb201", "--strategy", "evolution"])
+        .args(["--budget", "24", "--evaluate-cmd", &template, "--run-dir"])
+        .arg(&run_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = run_dir.join("journal.jsonl");
+    let start = std::time::Instant::now();
+    while journal_lines(&journal).len() < 6 {
+        assert!(start.elapsed().as_secs() < 60, "search made no progress");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = journal_lines(&journal).len();
+    assert!(before < 24, "the search finished before it was killed");
+
+    let output = hypernas()
+        .args(["search", "--resume"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("resuming after"));
+    let records = journal_lines(&journal);
+    assert_eq!(records.len(), 24);
+    let archs: std::collections::HashSet<&str> = records
+        .iter()
+        .map(|r| r["arch"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs.len(), 24, "an architecture was evaluated twice");
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["query"], i + 1);
+        assert_eq!(r["status"], "ok");
+    }
+    let best = std::fs::read_to_string(run_dir.join("best.txt")).unwrap();
+    assert!(archs.contains(best.trim()));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["queries"], 24);
+    assert!(run_dir.join("best.svg").exists());
+
+    // a finished run refuses to start over in the same directory
+    let output = hypernas()
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--evaluate-cmd",
+            &template,
+            "--run-dir",
+        ])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "already holds a search");
+}
+
+/// Failing jobs are retried, then recorded as failed, and the search goes on.
+#[test]
+fn failed_evaluations_are_retried_then_recorded() {
+    let dir = TempDir::new().unwrap();
+    let script = eval_script(dir.path());
+    let run_dir = dir.path().join("run");
+    let output = hypernas()
+        .env("FAIL", "1")
+        .args(["search", "--space", "nb201", "--strategy", "random"])
+        .args(["--budget", "12", "--workers", "3", "--retries", "1"])
+        .args([
+            "--evaluate-cmd",
+            &format!("sh {} {{arch}}", script.display()),
+        ])
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let records = journal_lines(&run_dir.join("journal.jsonl"));
+    assert_eq!(records.len(), 12);
+    let failed: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["status"] == "failed").collect();
+    assert!(!failed.is_empty() && failed.len() < 12, "{records:?}");
+    for r in &failed {
+        assert_eq!(r["attempts"], 2);
+        assert!(r["message"].as_str().unwrap().contains("broken"), "{r}");
+    }
+}
+
+/// Predictor-guided search on the embedded NB201 table.
+#[test]
+fn predictor_guided_search_on_the_table() {
+    let dir = TempDir::new().unwrap();
+    let run_dir = dir.path().join("run");
+    let output = hypernas()
+        .args(["search", "--budget", "16", "--initial", "8", "--top-k", "4"])
+        .args(["--candidates", "200", "--epochs", "5", "--predictor", "np"])
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let records = journal_lines(&run_dir.join("journal.jsonl"));
+    assert_eq!(records.len(), 16);
+    assert!(records[8]["predicted"].is_number());
+    assert!(run_dir.join("predicted.svg").exists());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("best after 16 queries"), "{stdout}");
+}

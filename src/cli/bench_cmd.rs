@@ -2,10 +2,28 @@
 
 use super::*;
 
+/// `bench SPACE [options]` (the predictor protocol) or `bench search SPACE [options]`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCmd {
+    #[command(subcommand)]
+    pub search: Option<BenchSub>,
+    #[command(flatten)]
+    pub args: BenchArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchSub {
+    /// The search bench: random search, evolution and predictor-guided search against the
+    /// space's table over many seeds; best found at each query budget and how often the
+    /// optimum was found.
+    Search(Box<super::search_bench::SearchBenchArgs>),
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Search space to benchmark (its embedded table is the default data).
-    pub space: String,
+    pub space: Option<String>,
     /// Embedded data set or CSV path (default: the space's embedded table).
     #[arg(long)]
     pub data: Option<String>,
@@ -51,7 +69,10 @@ pub struct BenchArgs {
 }
 
 pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
-    let space = space::by_name(&a.space)?;
+    let Some(space_name) = &a.space else {
+        bail!("bench needs a search space (e.g. `bench nb201`) or `bench search SPACE`");
+    };
+    let space = space::by_name(space_name)?;
     let data = match &a.data {
         Some(d) => d.clone(),
         None => Table::embedded_for_space(space.name())
@@ -240,7 +261,7 @@ fn write_bench_outputs(
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let out = Out {
-        space: &a.space,
+        space: a.space.as_deref().unwrap_or_default(),
         data,
         target: &l.target,
         caveat: l.caveat,
@@ -313,7 +334,11 @@ fn write_bench_outputs(
     }
     plot::line_plot_svg(
         &a.out_dir.join("tau.svg"),
-        &format!("{} ({}): Kendall tau vs training size", a.space, l.target),
+        &format!(
+            "{} ({}): Kendall tau vs training size",
+            a.space.as_deref().unwrap_or_default(),
+            l.target
+        ),
         "training architectures N",
         "Kendall tau (rest of the table)",
         &series,

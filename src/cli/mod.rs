@@ -5,14 +5,17 @@ mod bench_cmd;
 mod demo;
 mod model_cmds;
 mod options;
+mod search_bench;
+mod search_cmd;
 
-use bench_cmd::{BenchArgs, cmd_bench};
+use bench_cmd::{BenchCmd, BenchSub, cmd_bench};
 use demo::{DemoArgs, cmd_demo};
 use model_cmds::{
     EvalArgs, PredictArgs, TrainArgs, WeightsArgs, cmd_eval, cmd_predict, cmd_train, cmd_weights,
 };
 pub use options::ModelOptions;
 use options::{AuxOptions, DEFAULT_PREDICTOR};
+use search_cmd::{SearchArgs, cmd_search};
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -43,8 +46,10 @@ use crate::train::{self, OptimizerKind, TrainConfig};
     about = "Few-shot neural-architecture performance prediction (HyperNAS) and search",
     long_about = "Label a handful of architectures, fit a predictor, rank a whole search space.\n\n\
         Data sets embedded in the binary (usable offline as --data NAME): nb201 (all 15,625 \
-        NAS-Bench-201 cells with CIFAR-10/100 and ImageNet16-120 accuracies). Any CSV with an \
-        architecture column and numeric target columns works too. The hypernetwork task of \
+        NAS-Bench-201 cells with CIFAR-10/100 and ImageNet16-120 accuracies), nb101 (a \
+        292-cell sample of NAS-Bench-101), darts (1,218 DARTS genotypes with NAS-Bench-301 \
+        surrogate labels). Any CSV or JSON-lines file with an architecture column and numeric \
+        target columns works too. The hypernetwork task of \
         hypernas / hypernas-h runs on an embedded balanced CIFAR-10 subset (1,000 training + \
         500 test images) unless --aux-data names the full binary batches."
 )]
@@ -61,14 +66,19 @@ pub enum Command {
     Predict(PredictArgs),
     /// Ranking and regression metrics of a trained predictor on the rows it was not trained on.
     Eval(EvalArgs),
-    /// Run the few-shot protocol table (or timing) for a search space.
-    Bench(BenchArgs),
+    /// Run the few-shot protocol table (or timing) for a search space; `bench search SPACE`
+    /// runs the search bench.
+    Bench(BenchCmd),
     /// Train full HyperNAS on 156 random NAS-Bench-201 cells (with the hypernetwork task on the
     /// embedded CIFAR-10 images), report tau on the rest and the predicted top-10.
     Demo(DemoArgs),
     /// Export the hypernetwork's generated weights of an architecture's proxy network and score
     /// that network on held-out CIFAR-10 images.
     Weights(WeightsArgs),
+    /// Search for the best architecture under a query budget (predictor-guided, evolution or
+    /// random), with a benchmark table or your own training command as the oracle; every
+    /// evaluation is journaled, and `--resume RUN_DIR` continues a stopped search.
+    Search(SearchArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -76,9 +86,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => cmd_train(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Eval(a) => cmd_eval(a),
-        Command::Bench(a) => cmd_bench(a),
+        Command::Bench(BenchCmd {
+            search: Some(BenchSub::Search(a)),
+            ..
+        }) => search_bench::cmd_search_bench(*a),
+        Command::Bench(BenchCmd { args, .. }) => cmd_bench(args),
         Command::Demo(a) => cmd_demo(a),
         Command::Weights(a) => cmd_weights(a),
+        Command::Search(a) => cmd_search(a),
     }
 }
 

@@ -1,0 +1,720 @@
+//! Architecture search under a query budget: random search, regularized (aging) evolution and
+//! predictor-guided search (fit a predictor on what has been evaluated, score many
+//! candidates, evaluate the best few, repeat).
+//!
+//! A search is a sequence of rounds. Each round's proposals depend only on the evaluations of
+//! earlier rounds and on a random stream derived from (seed, round), so a search resumed from
+//! its journal proposes exactly what the uninterrupted search would have, and skips what was
+//! already evaluated.
+
+pub mod bench;
+pub mod journal;
+pub mod oracle;
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Result, bail};
+use clap::ValueEnum;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::cifar::CifarData;
+use crate::model::ModelConfig;
+use crate::space::{DynSpace, EncodedArch};
+use crate::train::aux::PreparedAux;
+use crate::train::{self, TrainConfig};
+use journal::{Journal, Record};
+use oracle::Oracle;
+
+/// How the next architectures are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Uniform samples of the space.
+    Random,
+    /// Regularized evolution: tournament selection among the most recent evaluations,
+    /// mutation of the winner, the oldest member ages out.
+    Evolution,
+    /// Fit the predictor on the evaluated architectures, score candidates (mutations of the
+    /// best and random samples), evaluate the top `k`.
+    Predictor,
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Strategy::Random => "random",
+            Strategy::Evolution => "evolution",
+            Strategy::Predictor => "predictor",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Everything that decides a search's trajectory (saved with the run so it can resume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchSettings {
+    pub strategy: Strategy,
+    /// Distinct architectures to evaluate (failed evaluations count: the query was spent).
+    pub budget: usize,
+    pub seed: u64,
+    /// Architectures proposed per round by random search and evolution (and evaluated in
+    /// parallel by a command oracle).
+    pub batch: usize,
+    /// Evolution: population size (the most recent evaluations).
+    pub population: usize,
+    /// Evolution: tournament size.
+    pub tournament: usize,
+    /// Predictor: random architectures evaluated before the first fit.
+    pub initial: usize,
+    /// Predictor: candidates scored per round.
+    pub candidates: usize,
+    /// Predictor: architectures evaluated per round.
+    pub top_k: usize,
+}
+
+impl SearchSettings {
+    pub fn check(&self) -> Result<()> {
+        let positive = [
+            ("budget", self.budget),
+            ("batch", self.batch),
+            ("population", self.population),
+            ("tournament", self.tournament),
+            ("initial", self.initial),
+            ("candidates", self.candidates),
+            ("top-k", self.top_k),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                bail!("--{name} must be at least 1");
+            }
+        }
+        if self.tournament > self.population {
+            bail!(
+                "--tournament ({}) cannot exceed --population ({})",
+                self.tournament,
+                self.population
+            );
+        }
+        if self.strategy == Strategy::Predictor && self.initial < 2 {
+            bail!("--initial must be at least 2 to fit a predictor");
+        }
+        Ok(())
+    }
+}
+
+/// The predictor of predictor-guided search: fit on the evaluated architectures, score the
+/// candidates (higher = better).
+pub trait Surrogate {
+    fn fit_and_score(
+        &mut self,
+        evaluated: &[EncodedArch],
+        accuracies: &[f64],
+        candidates: &[EncodedArch],
+        seed: u64,
+    ) -> Result<Vec<f64>>;
+}
+
+/// A predictor of this crate as the surrogate: trained from scratch on the evaluated
+/// architectures every round (seeded by the round), then scoring the candidates.
+pub struct FitSurrogate<'a> {
+    pub model_config: ModelConfig,
+    pub train_config: TrainConfig,
+    pub space: &'a dyn DynSpace,
+    /// CIFAR-10 images for the hypernetwork task of `hypernas` / `hypernas-h`.
+    pub images: Option<&'a CifarData>,
+    /// Threads for scoring the candidates.
+    pub threads: usize,
+}
+
+impl Surrogate for FitSurrogate<'_> {
+    fn fit_and_score(
+        &mut self,
+        evaluated: &[EncodedArch],
+        accuracies: &[f64],
+        candidates: &[EncodedArch],
+        seed: u64,
+    ) -> Result<Vec<f64>> {
+        let mut config = self.train_config.clone();
+        config.seed = seed;
+        let prepared = match (&self.model_config.hyper, self.images) {
+            (Some(h), Some(_)) => {
+                let unlabelled = config.aux.as_ref().map_or(0, |a| a.unlabelled);
+                Some(PreparedAux::new(
+                    self.space, evaluated, &h.proxy, unlabelled, seed,
+                )?)
+            }
+            _ => None,
+        };
+        if self.model_config.kind.uses_hypernetwork() && prepared.is_none() {
+            bail!(
+                "{} needs CIFAR-10 images for its hypernetwork task",
+                self.model_config.kind
+            );
+        }
+        let aux = match (&prepared, self.images) {
+            (Some(p), Some(images)) => Some(p.data(&images.train)),
+            _ => None,
+        };
+        let fitted = train::fit(
+            &self.model_config,
+            &config,
+            evaluated,
+            accuracies,
+            aux.as_ref(),
+            None,
+        );
+        Ok(fitted.predict_with_threads(candidates, self.threads.max(1)))
+    }
+}
+
+/// Where candidates come from: the whole space, or only the rows of a table (a table oracle
+/// can only answer for those).
+pub struct Candidates<'a> {
+    space: &'a dyn DynSpace,
+    /// identity -> canonical string of the allowed architectures, and the list to sample from.
+    pool: Option<(HashMap<String, String>, Vec<String>)>,
+}
+
+impl<'a> Candidates<'a> {
+    pub fn whole_space(space: &'a dyn DynSpace) -> Self {
+        Self { space, pool: None }
+    }
+
+    /// Only `archs` (their canonical strings); mutations leaving the pool are redrawn.
+    pub fn pool(space: &'a dyn DynSpace, archs: &[EncodedArch]) -> Self {
+        let map = archs
+            .iter()
+            .map(|a| (a.identity.clone(), a.canonical.clone()))
+            .collect();
+        let list = archs.iter().map(|a| a.canonical.clone()).collect();
+        Self {
+            space,
+            pool: Some((map, list)),
+        }
+    }
+
+    fn size(&self) -> Option<usize> {
+        self.pool.as_ref().map(|(_, list)| list.len())
+    }
+
+    /// The canonical string and identity of `text`, if it is an allowed architecture.
+    fn admit(&self, text: &str) -> Option<(String, String)> {
+        let encoded = self.space.encode(text).ok()?;
+        match &self.pool {
+            None => Some((encoded.canonical, encoded.identity)),
+            Some((map, _)) => map
+                .get(&encoded.identity)
+                .map(|c| (c.clone(), encoded.identity)),
+        }
+    }
+
+    fn sample(&self, rng: &mut ChaCha8Rng) -> (String, String) {
+        match &self.pool {
+            Some((_, list)) => self
+                .admit(list.choose(rng).expect("non-empty pool"))
+                .expect("pool members are admitted"),
+            None => {
+                let text = self.space.sample_string(rng);
+                self.admit(&text).expect("sampled architectures are valid")
+            }
+        }
+    }
+
+    /// A mutation of `parent` that is allowed; falls back to a sample after many misses.
+    fn mutate(&self, parent: &str, rng: &mut ChaCha8Rng) -> (String, String) {
+        let mut current = parent.to_string();
+        for _ in 0..100 {
+            if let Ok(child) = self.space.mutate_string(&current, rng)
+                && let Some(admitted) = self.admit(&child)
+            {
+                return admitted;
+            }
+            // in a sparse pool, walk on and try again from the unadmitted child
+            if let Ok(child) = self.space.mutate_string(&current, rng) {
+                current = child;
+            }
+        }
+        self.sample(rng)
+    }
+}
+
+/// Progress of a running search, for the command line.
+pub trait Progress {
+    fn evaluated(&mut self, record: &Record, best: Option<&Record>);
+    fn round_started(&mut self, _round: usize, _proposals: usize) {}
+}
+
+/// A proposal of one round: canonical architecture and, for predictor rounds, its score.
+struct Proposal {
+    arch: String,
+    identity: String,
+    predicted: Option<f64>,
+}
+
+/// Run (or resume) a search until the budget is spent or nothing new can be proposed.
+/// `records` are the journal's records so far (empty for a new search).
+pub fn run<'s>(
+    settings: &SearchSettings,
+    candidates: &Candidates,
+    oracle: &dyn Oracle,
+    surrogate: Option<&mut (dyn Surrogate + 's)>,
+    journal: &mut Journal,
+    mut records: Vec<Record>,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Record>> {
+    settings.check()?;
+    if settings.strategy == Strategy::Predictor && surrogate.is_none() {
+        bail!("predictor-guided search needs a predictor");
+    }
+    let mut surrogate = surrogate;
+    let space = candidates.space;
+    let identity_of = |arch: &str| space.encode(arch).map(|e| e.identity).ok();
+    let mut seen: HashSet<String> = records
+        .iter()
+        .filter_map(|r| identity_of(&r.arch))
+        .collect();
+    let mut round = records.iter().map(|r| r.round).max().unwrap_or(0);
+    while records.len() < settings.budget {
+        let before: Vec<Record> = records
+            .iter()
+            .filter(|r| r.round < round)
+            .cloned()
+            .collect();
+        let proposals = propose(
+            settings,
+            candidates,
+            &before,
+            round,
+            surrogate.as_deref_mut(),
+        )?;
+        let fresh: Vec<Proposal> = proposals
+            .into_iter()
+            .filter(|p| !seen.contains(&p.identity))
+            .take(settings.budget - records.len())
+            .collect();
+        if fresh.is_empty() {
+            if candidates.size().is_some_and(|n| seen.len() >= n) {
+                break; // every allowed architecture is evaluated
+            }
+            round += 1;
+            continue;
+        }
+        progress.round_started(round, fresh.len());
+        let predicted: HashMap<String, Option<f64>> = fresh
+            .iter()
+            .map(|p| (p.arch.clone(), p.predicted))
+            .collect();
+        let archs: Vec<String> = fresh.iter().map(|p| p.arch.clone()).collect();
+        let mut failure = None;
+        oracle.evaluate(&archs, &mut |eval| {
+            if failure.is_some() {
+                return;
+            }
+            let predicted = predicted.get(&eval.arch).copied().flatten();
+            let record = Record::new(records.len() + 1, round, eval, predicted);
+            if let Err(e) = journal.append(&record) {
+                failure = Some(e);
+                return;
+            }
+            if let Some(id) = identity_of(&record.arch) {
+                seen.insert(id);
+            }
+            records.push(record);
+            let best = best_record(&records);
+            progress.evaluated(records.last().expect("just pushed"), best);
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        round += 1;
+    }
+    Ok(records)
+}
+
+/// The evaluated architecture with the highest accuracy (the earliest on ties).
+pub fn best_record(records: &[Record]) -> Option<&Record> {
+    records
+        .iter()
+        .filter(|r| r.ok_accuracy().is_some())
+        .fold(None, |best: Option<&Record>, r| match best {
+            Some(b) if b.ok_accuracy() >= r.ok_accuracy() => Some(b),
+            _ => Some(r),
+        })
+}
+
+/// The random stream of one round.
+fn round_rng(seed: u64, round: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn propose<'s>(
+    settings: &SearchSettings,
+    candidates: &Candidates,
+    before: &[Record],
+    round: usize,
+    surrogate: Option<&mut (dyn Surrogate + 's)>,
+) -> Result<Vec<Proposal>> {
+    let mut rng = round_rng(settings.seed, round);
+    let space = candidates.space;
+    let mut seen: HashSet<String> = before
+        .iter()
+        .filter_map(|r| space.encode(&r.arch).ok().map(|e| e.identity))
+        .collect();
+    let mut out = Vec::new();
+    let ok: Vec<&Record> = before
+        .iter()
+        .filter(|r| r.ok_accuracy().is_some())
+        .collect();
+    match settings.strategy {
+        Strategy::Random => {
+            sample_new(&mut out, &mut seen, candidates, &mut rng, settings.batch);
+        }
+        Strategy::Evolution if before.len() < settings.population => {
+            let wanted = (settings.population - before.len()).min(settings.batch);
+            sample_new(&mut out, &mut seen, candidates, &mut rng, wanted);
+        }
+        Strategy::Evolution => {
+            let window = &ok[ok.len().saturating_sub(settings.population)..];
+            for _ in 0..settings.batch * 100 {
+                if out.len() == settings.batch || window.is_empty() {
+                    break;
+                }
+                let parent = window
+                    .choose_multiple(&mut rng, settings.tournament)
+                    .fold(None, |best: Option<&&Record>, r| match best {
+                        Some(b) if b.ok_accuracy() >= r.ok_accuracy() => Some(b),
+                        _ => Some(r),
+                    })
+                    .expect("non-empty tournament");
+                push_new(
+                    &mut out,
+                    &mut seen,
+                    candidates.mutate(&parent.arch, &mut rng),
+                );
+            }
+        }
+        Strategy::Predictor if ok.len() < settings.initial => {
+            let wanted = settings.initial.saturating_sub(before.len()).max(1);
+            sample_new(&mut out, &mut seen, candidates, &mut rng, wanted);
+        }
+        Strategy::Predictor => {
+            let surrogate = surrogate.expect("checked by run");
+            let pool = candidate_pool(settings, candidates, &ok, &mut seen, &mut rng);
+            if pool.is_empty() {
+                return Ok(out);
+            }
+            let evaluated: Vec<EncodedArch> = ok
+                .iter()
+                .map(|r| space.encode(&r.arch))
+                .collect::<Result<_, _>>()?;
+            let accuracies: Vec<f64> = ok.iter().filter_map(|r| r.ok_accuracy()).collect();
+            let encoded: Vec<EncodedArch> = pool
+                .iter()
+                .map(|(arch, _)| space.encode(arch))
+                .collect::<Result<_, _>>()?;
+            let seed = rng.random::<u64>();
+            let scores = surrogate.fit_and_score(&evaluated, &accuracies, &encoded, seed)?;
+            let mut order: Vec<usize> = (0..pool.len()).collect();
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            for &i in order.iter().take(settings.top_k) {
+                let (arch, identity) = pool[i].clone();
+                out.push(Proposal {
+                    arch,
+                    identity,
+                    predicted: Some(scores[i]),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Add up to `wanted` unseen random architectures (fewer if the space or pool runs dry).
+fn sample_new(
+    out: &mut Vec<Proposal>,
+    seen: &mut HashSet<String>,
+    candidates: &Candidates,
+    rng: &mut ChaCha8Rng,
+    wanted: usize,
+) {
+    let target = out.len() + wanted;
+    for _ in 0..wanted * 100 {
+        if out.len() >= target {
+            break;
+        }
+        push_new(out, seen, candidates.sample(rng));
+    }
+}
+
+/// Add an unscored proposal unless its architecture was seen.
+fn push_new(
+    out: &mut Vec<Proposal>,
+    seen: &mut HashSet<String>,
+    (arch, identity): (String, String),
+) {
+    if seen.insert(identity.clone()) {
+        out.push(Proposal {
+            arch,
+            identity,
+            predicted: None,
+        });
+    }
+}
+
+/// Candidates of a predictor round: every unevaluated pool member when the pool is no larger
+/// than `candidates`, else half mutations of the ten best so far and half random samples.
+fn candidate_pool(
+    settings: &SearchSettings,
+    candidates: &Candidates,
+    ok: &[&Record],
+    seen: &mut HashSet<String>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<(String, String)> {
+    if let Some((_, list)) = &candidates.pool
+        && list.len() <= settings.candidates + seen.len()
+    {
+        return list
+            .iter()
+            .filter_map(|a| candidates.admit(a))
+            .filter(|(_, id)| !seen.contains(id))
+            .collect();
+    }
+    let mut best: Vec<&Record> = ok.to_vec();
+    best.sort_by(|a, b| {
+        b.ok_accuracy()
+            .unwrap_or(f64::MIN)
+            .total_cmp(&a.ok_accuracy().unwrap_or(f64::MIN))
+    });
+    best.truncate(10);
+    let mut pool = Vec::with_capacity(settings.candidates);
+    let mutations = settings.candidates / 2;
+    for _ in 0..mutations * 20 {
+        if pool.len() >= mutations || best.is_empty() {
+            break;
+        }
+        let parent = best[pool.len() % best.len()];
+        let child = candidates.mutate(&parent.arch, rng);
+        if seen.insert(child.1.clone()) {
+            pool.push(child);
+        }
+    }
+    for _ in 0..settings.candidates * 20 {
+        if pool.len() >= settings.candidates {
+            break;
+        }
+        let child = candidates.sample(rng);
+        if seen.insert(child.1.clone()) {
+            pool.push(child);
+        }
+    }
+    pool.shuffle(rng);
+    pool
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oracle::TableOracle;
+    use super::*;
+    use crate::data::Table;
+    use crate::space;
+
+    struct Quiet;
+    impl Progress for Quiet {
+        fn evaluated(&mut self, _: &Record, _: Option<&Record>) {}
+    }
+
+    /// A predictor that knows the truth: predictor-guided search must then go straight to the
+    /// best architecture among its candidates.
+    struct Oracular(HashMap<String, f64>);
+    impl Surrogate for Oracular {
+        fn fit_and_score(
+            &mut self,
+            _: &[EncodedArch],
+            _: &[f64],
+            candidates: &[EncodedArch],
+            _: u64,
+        ) -> Result<Vec<f64>> {
+            Ok(candidates.iter().map(|c| self.0[&c.canonical]).collect())
+        }
+    }
+
+    fn nb201() -> (Box<dyn DynSpace>, Vec<EncodedArch>, HashMap<String, f64>) {
+        let space = space::by_name("nb201").unwrap();
+        let table = Table::load("nb201").unwrap();
+        let archs = table.encode(space.as_ref(), None).unwrap();
+        let acc = table.target("cifar10_test_acc").unwrap();
+        let truth = archs.iter().map(|a| a.canonical.clone()).zip(acc).collect();
+        (space, archs, truth)
+    }
+
+    fn settings(strategy: Strategy, budget: usize) -> SearchSettings {
+        SearchSettings {
+            strategy,
+            budget,
+            seed: 7,
+            batch: 1,
+            population: 10,
+            tournament: 3,
+            initial: 10,
+            candidates: 300,
+            top_k: 5,
+        }
+    }
+
+    fn search(
+        s: &SearchSettings,
+        space: &dyn DynSpace,
+        truth: &HashMap<String, f64>,
+        journal: &std::path::Path,
+        surrogate: Option<&mut dyn Surrogate>,
+    ) -> Vec<Record> {
+        let oracle = TableOracle::new(truth.clone(), "nb201".into());
+        let candidates = Candidates::whole_space(space);
+        let (mut j, records) = if journal.exists() {
+            Journal::open(journal).unwrap()
+        } else {
+            (Journal::create(journal).unwrap(), Vec::new())
+        };
+        run(
+            s,
+            &candidates,
+            &oracle,
+            surrogate,
+            &mut j,
+            records,
+            &mut Quiet,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_strategy_spends_the_budget_on_distinct_architectures() {
+        let (space, _, truth) = nb201();
+        let dir = tempfile::tempdir().unwrap();
+        for strategy in [Strategy::Random, Strategy::Evolution, Strategy::Predictor] {
+            let path = dir.path().join(format!("{strategy}.jsonl"));
+            let mut surrogate = Oracular(truth.clone());
+            let records = search(
+                &settings(strategy, 25),
+                space.as_ref(),
+                &truth,
+                &path,
+                Some(&mut surrogate),
+            );
+            assert_eq!(records.len(), 25, "{strategy}");
+            let distinct: HashSet<&str> = records.iter().map(|r| r.arch.as_str()).collect();
+            assert_eq!(distinct.len(), 25, "{strategy}");
+            for (i, r) in records.iter().enumerate() {
+                assert_eq!(r.query, i + 1);
+                assert_eq!(r.accuracy, Some(truth[&r.arch]));
+            }
+        }
+    }
+
+    #[test]
+    fn a_perfect_predictor_finds_the_optimum_right_after_the_initial_sample() {
+        let (space, archs, truth) = nb201();
+        let dir = tempfile::tempdir().unwrap();
+        let mut surrogate = Oracular(truth.clone());
+        // a pool no larger than --candidates: every unevaluated cell is scored
+        let s = SearchSettings {
+            candidates: 20_000,
+            ..settings(Strategy::Predictor, 12)
+        };
+        let oracle = TableOracle::new(truth.clone(), "nb201".into());
+        let candidates = Candidates::pool(space.as_ref(), &archs);
+        let mut j = Journal::create(&dir.path().join("j.jsonl")).unwrap();
+        let records = run(
+            &s,
+            &candidates,
+            &oracle,
+            Some(&mut surrogate),
+            &mut j,
+            Vec::new(),
+            &mut Quiet,
+        )
+        .unwrap();
+        let optimum = truth.values().cloned().fold(f64::MIN, f64::max);
+        assert_eq!(records[10].accuracy, Some(optimum));
+        assert_eq!(records[10].predicted, Some(optimum));
+        assert!(records[..10].iter().all(|r| r.predicted.is_none()));
+    }
+
+    #[test]
+    fn evolution_improves_on_its_initial_population() {
+        let (space, _, truth) = nb201();
+        let dir = tempfile::tempdir().unwrap();
+        let records = search(
+            &settings(Strategy::Evolution, 150),
+            space.as_ref(),
+            &truth,
+            &dir.path().join("j.jsonl"),
+            None,
+        );
+        let best = |rs: &[Record]| best_record(rs).unwrap().accuracy.unwrap();
+        assert!(best(&records) > best(&records[..10]) + 0.5);
+    }
+
+    #[test]
+    fn a_resumed_search_ends_exactly_like_an_uninterrupted_one() {
+        let (space, _, truth) = nb201();
+        let dir = tempfile::tempdir().unwrap();
+        for strategy in [Strategy::Evolution, Strategy::Predictor] {
+            let mut surrogate = Oracular(truth.clone());
+            let straight = dir.path().join(format!("{strategy}-straight.jsonl"));
+            let full = search(
+                &settings(strategy, 33),
+                space.as_ref(),
+                &truth,
+                &straight,
+                Some(&mut surrogate),
+            );
+            // stopped after 13 queries (mid-round for the predictor's rounds of 5), resumed
+            let resumed = dir.path().join(format!("{strategy}-resumed.jsonl"));
+            search(
+                &settings(strategy, 13),
+                space.as_ref(),
+                &truth,
+                &resumed,
+                Some(&mut surrogate),
+            );
+            let again = search(
+                &settings(strategy, 33),
+                space.as_ref(),
+                &truth,
+                &resumed,
+                Some(&mut surrogate),
+            );
+            assert_eq!(again, full, "{strategy}");
+        }
+    }
+
+    #[test]
+    fn a_table_pool_limits_the_candidates_and_ends_when_exhausted() {
+        let (space, archs, truth) = nb201();
+        let small: Vec<EncodedArch> = archs[..12].to_vec();
+        let truth_small: HashMap<String, f64> = small
+            .iter()
+            .map(|a| (a.canonical.clone(), truth[&a.canonical]))
+            .collect();
+        let oracle = TableOracle::new(truth_small.clone(), "12 rows".into());
+        let candidates = Candidates::pool(space.as_ref(), &small);
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(&dir.path().join("j.jsonl")).unwrap();
+        let records = run(
+            &settings(Strategy::Evolution, 50),
+            &candidates,
+            &oracle,
+            None,
+            &mut j,
+            Vec::new(),
+            &mut Quiet,
+        )
+        .unwrap();
+        assert_eq!(records.len(), 12);
+        assert!(records.iter().all(|r| truth_small.contains_key(&r.arch)));
+    }
+}
