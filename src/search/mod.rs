@@ -254,6 +254,9 @@ struct Proposal {
     predicted: Option<f64>,
 }
 
+/// Rounds in a row without a new architecture after which a search stops early.
+const MAX_EMPTY_ROUNDS: usize = 50;
+
 /// Run (or resume) a search until the budget is spent or nothing new can be proposed.
 /// `records` are the journal's records so far (empty for a new search).
 pub fn run<'s>(
@@ -277,6 +280,7 @@ pub fn run<'s>(
         .filter_map(|r| identity_of(&r.arch))
         .collect();
     let mut round = records.iter().map(|r| r.round).max().unwrap_or(0);
+    let mut empty_rounds = 0;
     while records.len() < settings.budget {
         let before: Vec<Record> = records
             .iter()
@@ -296,12 +300,18 @@ pub fn run<'s>(
             .take(settings.budget - records.len())
             .collect();
         if fresh.is_empty() {
-            if candidates.size().is_some_and(|n| seen.len() >= n) {
-                break; // every allowed architecture is evaluated
+            empty_rounds += 1;
+            // every allowed architecture is evaluated, or the sampler keeps finding only
+            // evaluated ones (a space smaller than the budget)
+            if candidates.size().is_some_and(|n| seen.len() >= n)
+                || empty_rounds >= MAX_EMPTY_ROUNDS
+            {
+                break;
             }
             round += 1;
             continue;
         }
+        empty_rounds = 0;
         progress.round_started(round, fresh.len());
         let predicted: HashMap<String, Option<f64>> = fresh
             .iter()
