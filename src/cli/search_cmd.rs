@@ -187,8 +187,6 @@ fn start(a: SearchArgs, args: Vec<String>, resuming: bool) -> Result<()> {
         }
     }
 
-    std::fs::create_dir_all(&a.run_dir)
-        .with_context(|| format!("cannot create {}", a.run_dir.display()))?;
     let journal_path = a.run_dir.join(JOURNAL);
     let (table_archs, oracle): (Option<Vec<EncodedArch>>, Box<dyn Oracle>) = match &data {
         Some(d) => {
@@ -222,6 +220,9 @@ fn start(a: SearchArgs, args: Vec<String>, resuming: bool) -> Result<()> {
             (None, Box::new(oracle))
         }
     };
+    // only now, so that bad options leave no empty run directory behind
+    std::fs::create_dir_all(&a.run_dir)
+        .with_context(|| format!("cannot create {}", a.run_dir.display()))?;
     let (mut journal, records) = if resuming {
         Journal::open(&journal_path)?
     } else {
