@@ -75,9 +75,7 @@ pub(super) fn cmd_bench(a: BenchArgs) -> Result<()> {
     let space = space::by_name(space_name)?;
     let data = match &a.data {
         Some(d) => d.clone(),
-        None => Table::embedded_for_space(space.name())
-            .ok_or_else(|| anyhow!("no embedded data for space {}; pass --data", space.name()))?
-            .to_string(),
+        None => default_data(space.name())?,
     };
     let l = load_labelled(
         &data,
@@ -226,14 +224,8 @@ fn predictors(a: &BenchArgs, space: &dyn DynSpace) -> Vec<PredictorKind> {
     if let Some(p) = &a.predictors {
         return p.clone();
     }
-    let sample =
-        space.sample_string(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
-    let has_proxy = matches!(
-        space.proxy_program(&sample, &Default::default()),
-        Ok(Some(_))
-    );
     let mut kinds = vec![PredictorKind::Np, PredictorKind::HypernasP];
-    if has_proxy {
+    if space.has_candidate_networks() {
         kinds.push(PredictorKind::Hypernas);
     }
     kinds.push(PredictorKind::Mlp);

@@ -236,6 +236,16 @@ struct Labelled {
     caveat: Option<&'static str>,
 }
 
+/// The table oracle of a search: the labelled rows by canonical architecture.
+fn table_oracle(l: &Labelled, data: &str) -> crate::search::oracle::TableOracle {
+    let pairs = l
+        .archs
+        .iter()
+        .map(|e| e.canonical.clone())
+        .zip(l.targets.iter().copied());
+    crate::search::oracle::TableOracle::new(pairs, format!("table {data}, column {}", l.target))
+}
+
 fn load_labelled(
     data: &str,
     space: &dyn DynSpace,

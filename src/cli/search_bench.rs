@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::search::bench::{self as search_bench, Contender, SearchBench};
-use crate::search::oracle::TableOracle;
 use crate::search::{Candidates, FitSurrogate, Strategy, Surrogate};
 
 #[derive(Args, Debug)]
@@ -42,19 +41,20 @@ pub struct SearchBenchArgs {
 }
 
 fn contender(name: &str) -> Result<Contender> {
-    let strategy = match name {
-        "random" => Strategy::Random,
-        "evolution" => Strategy::Evolution,
+    let (strategy, predictor) = match name {
+        "random" => (Strategy::Random, None),
+        "evolution" => (Strategy::Evolution, None),
         other => {
-            PredictorKind::from_str(other, true).map_err(|_| {
+            let kind = PredictorKind::from_str(other, true).map_err(|_| {
                 anyhow!("unknown strategy '{other}' (random, evolution, or a predictor: np, hypernas-p, hypernas, hypernas-h, mlp)")
             })?;
-            Strategy::Predictor
+            (Strategy::Predictor, Some(kind))
         }
     };
     Ok(Contender {
         label: name.to_string(),
         strategy,
+        predictor,
     })
 }
 
@@ -87,34 +87,20 @@ pub(super) fn cmd_search_bench(a: SearchBenchArgs) -> Result<()> {
     // strategy, budget and seed are set per search; checked as the strictest (predictor)
     let settings = a.tuning.settings(Strategy::Predictor, 1, 0, 1)?;
     // Options and images checked once, before any thread starts.
-    let mut kinds = Vec::new();
-    for c in contenders
-        .iter()
-        .filter(|c| c.strategy == Strategy::Predictor)
-    {
-        let kind = PredictorKind::from_str(&c.label, true).expect("checked above");
+    let kinds: Vec<PredictorKind> = contenders.iter().filter_map(|c| c.predictor).collect();
+    for &kind in &kinds {
         let (m, t) = a.model.configs(kind, space.as_ref(), 0)?;
         prepare_aux(&m, &t, space.as_ref(), &l.archs[..1], 0)?;
-        kinds.push(kind);
     }
     let images = aux_images(&a.model.aux, &kinds)?;
     let optimum = l.targets.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let oracle = TableOracle::new(
-        l.archs
-            .iter()
-            .map(|e| e.canonical.clone())
-            .zip(l.targets.iter().copied()),
-        format!("table {data}, column {}", l.target),
-    );
+    let oracle = table_oracle(&l, &data);
     let candidates = Candidates::pool(space.as_ref(), &l.archs);
     let journal_dir = a.out_dir.join("journals");
     std::fs::create_dir_all(&journal_dir)
         .with_context(|| format!("cannot create {}", journal_dir.display()))?;
     let surrogate = |c: &Contender| -> Option<Box<dyn Surrogate + '_>> {
-        if c.strategy != Strategy::Predictor {
-            return None;
-        }
-        let kind = PredictorKind::from_str(&c.label, true).expect("checked above");
+        let kind = c.predictor?;
         let (model_config, train_config) = a
             .model
             .configs(kind, space.as_ref(), 0)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::search::journal::{Journal, Record};
-use crate::search::oracle::{CommandConfig, CommandOracle, Oracle, TableOracle};
+use crate::search::oracle::{CommandConfig, CommandOracle, Oracle};
 use crate::search::{
     self as search_core, Candidates, FitSurrogate, Progress, SearchSettings, Strategy, Surrogate,
 };
@@ -173,18 +173,14 @@ fn start(a: SearchArgs, args: Vec<String>, resuming: bool) -> Result<()> {
         Strategy::Predictor => aux_images(&a.model.aux, &[kind])?,
         _ => None,
     };
-    if model_config.kind.uses_hypernetwork() && a.strategy == Strategy::Predictor {
-        let probe = space
-            .sample_string(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
-        if !matches!(
-            space.proxy_program(&probe, &Default::default()),
-            Ok(Some(_))
-        ) {
-            bail!(
-                "{kind} needs candidate networks, which space {} does not have",
-                space.name()
-            );
-        }
+    if model_config.kind.uses_hypernetwork()
+        && a.strategy == Strategy::Predictor
+        && !space.has_candidate_networks()
+    {
+        bail!(
+            "{kind} needs candidate networks, which space {} does not have",
+            space.name()
+        );
     }
 
     let journal_path = a.run_dir.join(JOURNAL);
@@ -196,12 +192,7 @@ fn start(a: SearchArgs, args: Vec<String>, resuming: bool) -> Result<()> {
                 a.arch_col.as_deref(),
                 a.target.as_deref(),
             )?;
-            let pairs = l
-                .archs
-                .iter()
-                .map(|e| e.canonical.clone())
-                .zip(l.targets.iter().copied());
-            let oracle = TableOracle::new(pairs, format!("table {d}, column {}", l.target));
+            let oracle = table_oracle(&l, d);
             (Some(l.archs), Box::new(oracle))
         }
         None => {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::journal::{Journal, Record};
 use super::oracle::TableOracle;
 use super::{Candidates, Progress, SearchSettings, Strategy, Surrogate, run};
+use crate::model::PredictorKind;
 
 /// One row of the search bench: a strategy, and for predictor-guided search the predictor
 /// that guides it (e.g. `hypernas-p`).
@@ -21,6 +22,8 @@ use super::{Candidates, Progress, SearchSettings, Strategy, Surrogate, run};
 pub struct Contender {
     pub label: String,
     pub strategy: Strategy,
+    /// The guiding predictor, exactly for [`Strategy::Predictor`].
+    pub predictor: Option<PredictorKind>,
 }
 
 /// The best-found curve of one search.
@@ -220,6 +223,7 @@ mod tests {
         let contenders = vec![Contender {
             label: "random".into(),
             strategy: Strategy::Random,
+            predictor: None,
         }];
         let s = summarize(&runs, &[25, 50], &contenders);
         assert_eq!(s[0].optimum_found, 0);

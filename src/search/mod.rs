@@ -227,15 +227,14 @@ impl<'a> Candidates<'a> {
     fn mutate(&self, parent: &str, rng: &mut ChaCha8Rng) -> (String, String) {
         let mut current = parent.to_string();
         for _ in 0..100 {
-            if let Ok(child) = self.space.mutate_string(&current, rng)
-                && let Some(admitted) = self.admit(&child)
-            {
+            let Ok(child) = self.space.mutate_string(&current, rng) else {
+                break;
+            };
+            if let Some(admitted) = self.admit(&child) {
                 return admitted;
             }
-            // in a sparse pool, walk on and try again from the unadmitted child
-            if let Ok(child) = self.space.mutate_string(&current, rng) {
-                current = child;
-            }
+            // in a sparse pool, walk on from the unadmitted child
+            current = child;
         }
         self.sample(rng)
     }
@@ -346,13 +345,18 @@ pub fn run<'s>(
 
 /// The evaluated architecture with the highest accuracy (the earliest on ties).
 pub fn best_record(records: &[Record]) -> Option<&Record> {
-    records
-        .iter()
-        .filter(|r| r.ok_accuracy().is_some())
-        .fold(None, |best: Option<&Record>, r| match best {
+    best_of(records.iter())
+}
+
+/// The successful record with the highest accuracy among `records`, the first on ties.
+fn best_of<'r>(records: impl Iterator<Item = &'r Record>) -> Option<&'r Record> {
+    records.filter(|r| r.ok_accuracy().is_some()).fold(
+        None,
+        |best: Option<&Record>, r| match best {
             Some(b) if b.ok_accuracy() >= r.ok_accuracy() => Some(b),
             _ => Some(r),
-        })
+        },
+    )
 }
 
 /// The random stream of one round.
@@ -392,13 +396,12 @@ fn propose<'s>(
                 if out.len() == settings.batch || window.is_empty() {
                     break;
                 }
-                let parent = window
-                    .choose_multiple(&mut rng, settings.tournament)
-                    .fold(None, |best: Option<&&Record>, r| match best {
-                        Some(b) if b.ok_accuracy() >= r.ok_accuracy() => Some(b),
-                        _ => Some(r),
-                    })
-                    .expect("non-empty tournament");
+                let parent = best_of(
+                    window
+                        .choose_multiple(&mut rng, settings.tournament)
+                        .copied(),
+                )
+                .expect("non-empty tournament");
                 push_new(
                     &mut out,
                     &mut seen,

@@ -120,6 +120,8 @@ pub trait DynSpace: Send + Sync {
     ) -> Result<Option<ProxyProgram>, ArchError>;
     fn proxy_kernel_sizes(&self) -> Vec<usize>;
     fn z_span(&self) -> usize;
+    /// Whether the space builds candidate networks, i.e. supports the hypernetwork task.
+    fn has_candidate_networks(&self) -> bool;
 }
 
 impl<S: SearchSpace> DynSpace for S {
@@ -180,6 +182,13 @@ impl<S: SearchSpace> DynSpace for S {
 
     fn z_span(&self) -> usize {
         SearchSpace::z_span(self)
+    }
+
+    fn has_candidate_networks(&self) -> bool {
+        // a space builds a candidate network for every architecture or for none
+        let probe =
+            self.sample(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
+        SearchSpace::proxy_program(self, &probe, &ProxyConfig::default()).is_some()
     }
 }
 
