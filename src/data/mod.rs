@@ -66,6 +66,11 @@ pub fn embedded_names() -> Vec<&'static str> {
     EMBEDDED.iter().map(|e| e.name).collect()
 }
 
+/// The embedded data set that labels `space`.
+fn embedded_of_space(space: &str) -> Option<&'static Embedded> {
+    EMBEDDED.iter().find(|e| e.spaces.contains(&space))
+}
+
 /// A loaded table: the header and every row as strings, parsed lazily per column.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -170,18 +175,12 @@ impl Table {
 
     /// The training sizes `bench` uses on the embedded data set of `space` by default.
     pub fn bench_sizes_for_space(space: &str) -> Option<&'static [usize]> {
-        EMBEDDED
-            .iter()
-            .find(|e| e.spaces.contains(&space))
-            .map(|e| e.bench_sizes)
+        embedded_of_space(space).map(|e| e.bench_sizes)
     }
 
     /// The embedded data set that labels `space`, if there is one.
     pub fn embedded_for_space(space: &str) -> Option<&'static str> {
-        EMBEDDED
-            .iter()
-            .find(|e| e.spaces.contains(&space))
-            .map(|e| e.name)
+        embedded_of_space(space).map(|e| e.name)
     }
 
     pub fn from_reader<R: std::io::Read>(
