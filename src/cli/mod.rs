@@ -97,6 +97,15 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `--data`, else the embedded table of `--space`, else nb201.
+fn data_or_default(data: Option<&str>, space: Option<&str>) -> Result<String> {
+    match (data, space) {
+        (Some(d), _) => Ok(d.to_string()),
+        (None, Some(space)) => default_data(space::by_name(space)?.name()),
+        (None, None) => Ok("nb201".to_string()),
+    }
+}
+
 /// The embedded table of `space`, for commands whose --data is left out.
 fn default_data(space: &str) -> Result<String> {
     Table::embedded_for_space(space)

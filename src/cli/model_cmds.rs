@@ -92,11 +92,7 @@ pub struct EvalArgs {
 }
 
 pub(super) fn cmd_train(a: TrainArgs) -> Result<()> {
-    let data = match (&a.data, a.space.as_deref()) {
-        (Some(d), _) => d.clone(),
-        (None, Some(space)) => default_data(space::by_name(space)?.name())?,
-        (None, None) => "nb201".to_string(),
-    };
+    let data = data_or_default(a.data.as_deref(), a.space.as_deref())?;
     let space = resolve_space(a.space.as_deref(), &data)?;
     let target = a.target.as_deref();
     let (train_archs, train_targets, target) = match &a.train_file {
@@ -168,11 +164,7 @@ pub(super) fn cmd_predict(a: PredictArgs) -> Result<()> {
     let (header, fitted) = file::load(&a.model)?;
     let space = space::by_name(&header.space)?;
     file::check_writable(&a.out)?;
-    let table = Table::load(
-        &a.data
-            .clone()
-            .map_or_else(|| default_data(space.name()), Ok)?,
-    )?;
+    let table = Table::load(&data_or_default(a.data.as_deref(), Some(space.name()))?)?;
     let col = a
         .arch_col
         .clone()
@@ -208,10 +200,7 @@ pub(super) fn cmd_eval(a: EvalArgs) -> Result<()> {
     let (header, fitted) = file::load(&a.model)?;
     let space = space::by_name(&header.space)?;
     let target = a.target.clone().unwrap_or_else(|| header.target.clone());
-    let data = a
-        .data
-        .clone()
-        .map_or_else(|| default_data(space.name()), Ok)?;
+    let data = data_or_default(a.data.as_deref(), Some(space.name()))?;
     let l = load_labelled(&data, space.as_ref(), a.arch_col.as_deref(), Some(&target))?;
     // identities, so that an isomorphic copy of a training cell is left out too
     let seen: HashSet<String> = header

@@ -156,11 +156,10 @@ fn resume(dir: &std::path::Path) -> Result<()> {
 fn start(a: SearchArgs, args: Vec<String>, resuming: bool) -> Result<()> {
     let batch = a.batch.unwrap_or(a.workers).max(1);
     let settings = a.tuning.settings(a.strategy, a.budget, a.seed, batch)?;
-    let data = match (&a.data, &a.evaluate_cmd, a.space.as_deref()) {
-        (Some(d), _, _) => Some(d.clone()),
-        (None, Some(_), _) => None,
-        (None, None, Some(space)) => Some(default_data(space::by_name(space)?.name())?),
-        (None, None, None) => Some("nb201".to_string()),
+    // a command oracle needs no table
+    let data = match (&a.data, &a.evaluate_cmd) {
+        (None, Some(_)) => None,
+        _ => Some(data_or_default(a.data.as_deref(), a.space.as_deref())?),
     };
     let space = match (&data, a.space.as_deref()) {
         (Some(d), s) => resolve_space(s, d)?,
