@@ -21,8 +21,9 @@ pub struct SearchBenchArgs {
     /// Query budgets to report (one search per strategy and seed runs to the largest).
     #[arg(long, value_delimiter = ',', default_values_t = vec![25, 50, 100, 150])]
     pub budgets: Vec<usize>,
-    /// Strategies: random, evolution, or a predictor name for predictor-guided search.
-    #[arg(long, value_delimiter = ',', default_values_t = ["random".to_string(), "evolution".into(), "np".into(), "hypernas-p".into(), "hypernas".into()])]
+    /// Strategies: random, evolution, local (predictor-guided search's candidates in random
+    /// order), or a predictor name for predictor-guided search.
+    #[arg(long, value_delimiter = ',', default_values_t = ["random".to_string(), "evolution".into(), "local".into(), "np".into(), "hypernas-p".into(), "hypernas".into()])]
     pub strategies: Vec<String>,
     #[arg(long, default_value_t = 20)]
     pub seeds: u64,
@@ -44,9 +45,10 @@ fn contender(name: &str) -> Result<Contender> {
     let (strategy, predictor) = match name {
         "random" => (Strategy::Random, None),
         "evolution" => (Strategy::Evolution, None),
+        "local" => (Strategy::Local, None),
         other => {
             let kind = PredictorKind::from_str(other, true).map_err(|_| {
-                anyhow!("unknown strategy '{other}' (random, evolution, or a predictor: np, hypernas-p, hypernas, hypernas-h, mlp)")
+                anyhow!("unknown strategy '{other}' (random, evolution, local, or a predictor: np, hypernas-p, hypernas, hypernas-h, mlp)")
             })?;
             (Strategy::Predictor, Some(kind))
         }
@@ -89,7 +91,7 @@ pub(super) fn cmd_search_bench(a: SearchBenchArgs) -> Result<()> {
     // Options and images checked once, before any thread starts.
     let kinds: Vec<PredictorKind> = contenders.iter().filter_map(|c| c.predictor).collect();
     for &kind in &kinds {
-        let (m, t) = a.model.configs(kind, space.as_ref(), 0)?;
+        let (m, t) = a.model.search_configs(kind, space.as_ref(), 0)?;
         prepare_aux(&m, &t, space.as_ref(), &l.archs[..1], 0)?;
     }
     let images = aux_images(&a.model.aux, &kinds)?;
@@ -103,15 +105,15 @@ pub(super) fn cmd_search_bench(a: SearchBenchArgs) -> Result<()> {
         let kind = c.predictor?;
         let (model_config, train_config) = a
             .model
-            .configs(kind, space.as_ref(), 0)
+            .search_configs(kind, space.as_ref(), 0)
             .expect("checked above");
-        Some(Box::new(FitSurrogate {
+        Some(Box::new(FitSurrogate::new(
             model_config,
             train_config,
-            space: space.as_ref(),
-            images: images.as_ref(),
-            threads: 1,
-        }))
+            space.as_ref(),
+            images.as_ref(),
+            1,
+        )))
     };
     let mut budgets = a.budgets.clone();
     budgets.sort_unstable();

@@ -77,13 +77,23 @@ pub struct StrategyOptions {
     /// Predictor: random architectures evaluated before the first fit.
     #[arg(long, default_value_t = 10)]
     pub initial: usize,
-    /// Predictor: candidates scored per round (half mutations of the 10 best, half random; a
-    /// table with at most this many unevaluated rows is scored whole).
+    /// Predictor: candidates scored per round, at most: the unevaluated neighbours (one
+    /// mutation away) of the best architecture so far, then of the next best while fewer than
+    /// --top-k are left, plus the --explore share of random ones.
     #[arg(long, default_value_t = 1000)]
     pub candidates: usize,
+    /// Predictor: share of --candidates drawn at random from the space or table instead of
+    /// from neighbourhoods (1 = score random candidates only; a table with at most that many
+    /// unevaluated rows is then scored whole).
+    #[arg(long, default_value_t = 0.0)]
+    pub explore: f64,
     /// Predictor: architectures evaluated per round.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 2)]
     pub top_k: usize,
+    /// Predictor: refit once the evaluated architectures grew by this fraction since the last
+    /// fit (0 = every round; 0.2 = once there are 20 % more), reusing the model in between.
+    #[arg(long, default_value_t = 0.2)]
+    pub refit_growth: f64,
 }
 
 impl StrategyOptions {
@@ -103,7 +113,9 @@ impl StrategyOptions {
             tournament: self.tournament,
             initial: self.initial,
             candidates: self.candidates,
+            explore: self.explore,
             top_k: self.top_k,
+            refit_growth: self.refit_growth,
         };
         settings.check()?;
         Ok(settings)
@@ -167,7 +179,7 @@ fn start(a: SearchArgs, args: Vec<String>, resuming: bool) -> Result<()> {
         (None, None) => bail!("--space is needed with --evaluate-cmd"),
     };
     let kind = a.model.predictor.unwrap_or(DEFAULT_PREDICTOR);
-    let (model_config, train_config) = a.model.configs(kind, space.as_ref(), a.seed)?;
+    let (model_config, train_config) = a.model.search_configs(kind, space.as_ref(), a.seed)?;
     let images = match a.strategy {
         Strategy::Predictor => aux_images(&a.model.aux, &[kind])?,
         _ => None,
@@ -243,13 +255,13 @@ fn start(a: SearchArgs, args: Vec<String>, resuming: bool) -> Result<()> {
             format!("; resuming after {} evaluations", records.len())
         }
     );
-    let mut surrogate = FitSurrogate {
+    let mut surrogate = FitSurrogate::new(
         model_config,
         train_config,
-        space: space.as_ref(),
-        images: images.as_ref(),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+        space.as_ref(),
+        images.as_ref(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     let mut progress = BarProgress::new(settings.budget, records.len());
     let surrogate_ref: Option<&mut dyn Surrogate> = match settings.strategy {
         Strategy::Predictor => Some(&mut surrogate),
@@ -281,6 +293,10 @@ fn describe_strategy(settings: &SearchSettings, kind: PredictorKind) -> String {
         Strategy::Evolution => format!(
             "regularized evolution (population {}, tournament {})",
             settings.population, settings.tournament
+        ),
+        Strategy::Local => format!(
+            "local search ({} initial, {} per round)",
+            settings.initial, settings.top_k
         ),
         Strategy::Predictor => format!(
             "{kind}-guided search ({} initial, {} candidates, top {} per round)",

@@ -37,9 +37,12 @@ pub enum Strategy {
     /// Regularized evolution: tournament selection among the most recent evaluations,
     /// mutation of the winner, the oldest member ages out.
     Evolution,
-    /// Fit the predictor on the evaluated architectures, score candidates (mutations of the
-    /// best and random samples), evaluate the top `k`.
+    /// Fit the predictor on the evaluated architectures, score candidates (the unevaluated
+    /// neighbours of the best so far, plus a share of random samples), evaluate the top `k`.
     Predictor,
+    /// Predictor-guided search without the predictor: the same candidates, `k` of them in
+    /// random order (local search; the baseline that shows what the predictor adds).
+    Local,
 }
 
 impl std::fmt::Display for Strategy {
@@ -48,6 +51,7 @@ impl std::fmt::Display for Strategy {
             Strategy::Random => "random",
             Strategy::Evolution => "evolution",
             Strategy::Predictor => "predictor",
+            Strategy::Local => "local",
         };
         f.write_str(name)
     }
@@ -69,10 +73,18 @@ pub struct SearchSettings {
     pub tournament: usize,
     /// Predictor: random architectures evaluated before the first fit.
     pub initial: usize,
-    /// Predictor: candidates scored per round.
+    /// Predictor: candidates scored per round, at most.
     pub candidates: usize,
+    /// Predictor: share of the candidates drawn at random from the space (or pool) instead of
+    /// from the neighbourhood of the best architecture so far.
+    #[serde(default)]
+    pub explore: f64,
     /// Predictor: architectures evaluated per round.
     pub top_k: usize,
+    /// Predictor: refit only once the evaluated architectures have grown by this fraction
+    /// since the last fit (0 = refit every round); the rounds in between reuse the model.
+    #[serde(default)]
+    pub refit_growth: f64,
 }
 
 impl SearchSettings {
@@ -98,6 +110,15 @@ impl SearchSettings {
                 self.population
             );
         }
+        if !(self.refit_growth >= 0.0 && self.refit_growth.is_finite()) {
+            bail!(
+                "--refit-growth must be 0 or more, got {}",
+                self.refit_growth
+            );
+        }
+        if !(0.0..=1.0).contains(&self.explore) {
+            bail!("--explore must be between 0 and 1, got {}", self.explore);
+        }
         if self.strategy == Strategy::Predictor && self.initial < 2 {
             bail!("--initial must be at least 2 to fit a predictor");
         }
@@ -105,20 +126,17 @@ impl SearchSettings {
     }
 }
 
-/// The predictor of predictor-guided search: fit on the evaluated architectures, score the
-/// candidates (higher = better).
+/// The predictor of predictor-guided search.
 pub trait Surrogate {
-    fn fit_and_score(
-        &mut self,
-        evaluated: &[EncodedArch],
-        accuracies: &[f64],
-        candidates: &[EncodedArch],
-        seed: u64,
-    ) -> Result<Vec<f64>>;
+    /// Train from scratch on the evaluated architectures, replacing any earlier fit. The same
+    /// inputs and seed must give the same model (resumed searches refit).
+    fn fit(&mut self, evaluated: &[EncodedArch], accuracies: &[f64], seed: u64) -> Result<()>;
+
+    /// Scores of the candidates under the last fit (higher = better).
+    fn score(&self, candidates: &[EncodedArch]) -> Result<Vec<f64>>;
 }
 
-/// A predictor of this crate as the surrogate: trained from scratch on the evaluated
-/// architectures every round (seeded by the round), then scoring the candidates.
+/// A predictor of this crate as the surrogate, trained from scratch at each refit.
 pub struct FitSurrogate<'a> {
     pub model_config: ModelConfig,
     pub train_config: TrainConfig,
@@ -127,16 +145,31 @@ pub struct FitSurrogate<'a> {
     pub images: Option<&'a CifarData>,
     /// Threads for scoring the candidates.
     pub threads: usize,
+    /// The last fit.
+    pub fitted: Option<train::Fitted>,
+}
+
+impl<'a> FitSurrogate<'a> {
+    pub fn new(
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        space: &'a dyn DynSpace,
+        images: Option<&'a CifarData>,
+        threads: usize,
+    ) -> Self {
+        Self {
+            model_config,
+            train_config,
+            space,
+            images,
+            threads,
+            fitted: None,
+        }
+    }
 }
 
 impl Surrogate for FitSurrogate<'_> {
-    fn fit_and_score(
-        &mut self,
-        evaluated: &[EncodedArch],
-        accuracies: &[f64],
-        candidates: &[EncodedArch],
-        seed: u64,
-    ) -> Result<Vec<f64>> {
+    fn fit(&mut self, evaluated: &[EncodedArch], accuracies: &[f64], seed: u64) -> Result<()> {
         let mut config = self.train_config.clone();
         config.seed = seed;
         let prepared = match (&self.model_config.hyper, self.images) {
@@ -158,15 +191,22 @@ impl Surrogate for FitSurrogate<'_> {
             (Some(p), Some(images)) => Some(p.data(&images.train)),
             _ => None,
         };
-        let fitted = train::fit(
+        self.fitted = Some(train::fit(
             &self.model_config,
             &config,
             evaluated,
             accuracies,
             aux.as_ref(),
             None,
-        );
-        Ok(fitted.predict_with_threads(candidates, self.threads.max(1)))
+        ));
+        Ok(())
+    }
+
+    fn score(&self, candidates: &[EncodedArch]) -> Result<Vec<f64>> {
+        match &self.fitted {
+            Some(f) => Ok(f.predict_with_threads(candidates, self.threads.max(1))),
+            None => bail!("the predictor is scored before it was fitted"),
+        }
     }
 }
 
@@ -221,6 +261,13 @@ impl<'a> Candidates<'a> {
                 self.admit(&text).expect("sampled architectures are valid")
             }
         }
+    }
+
+    /// One random mutation of `parent`, if it is allowed (no walking on, no fallback: a
+    /// neighbourhood outside a sparse pool is empty).
+    fn neighbour(&self, parent: &str, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
+        let child = self.space.mutate_string(parent, rng).ok()?;
+        self.admit(&child)
     }
 
     /// A mutation of `parent` that is allowed; falls back to a sample after many misses.
@@ -279,6 +326,7 @@ pub fn run<'s>(
         .filter_map(|r| identity_of(&r.arch))
         .collect();
     let mut round = records.iter().map(|r| r.round).max().unwrap_or(0);
+    let mut refits = Refits::replay(settings, &records, round);
     let mut empty_rounds = 0;
     while records.len() < settings.budget {
         let before: Vec<Record> = records
@@ -286,12 +334,14 @@ pub fn run<'s>(
             .filter(|r| r.round < round)
             .cloned()
             .collect();
+        refits.at_round(round, &before);
         let proposals = propose(
             settings,
             candidates,
             &before,
             round,
             surrogate.as_deref_mut(),
+            &mut refits,
         )?;
         let fresh: Vec<Proposal> = proposals
             .into_iter()
@@ -364,12 +414,98 @@ fn round_rng(seed: u64, round: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// The seed of a predictor fit made at the start of `round` (its own stream, so that a
+/// resumed search can refit without replaying the round's candidate draws).
+fn fit_seed(seed: u64, round: usize) -> u64 {
+    round_rng(seed ^ 0xF17_5EED, round).random()
+}
+
+/// The fit a predictor round uses: made at the start of `round` on the `evaluated`
+/// successful evaluations of the earlier rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FitMark {
+    round: usize,
+    evaluated: usize,
+}
+
+/// The refit schedule of predictor-guided search. A pure function of the journal, so a
+/// resumed search refits exactly the model the interrupted one was using.
+struct Refits {
+    growth: f64,
+    initial: usize,
+    /// The fit the current round uses.
+    current: Option<FitMark>,
+    /// The fit the surrogate holds.
+    loaded: Option<FitMark>,
+}
+
+impl Refits {
+    /// The schedule as it stood at the start of `round`, from the records of a journal.
+    fn replay(settings: &SearchSettings, records: &[Record], round: usize) -> Self {
+        let mut refits = Self {
+            growth: settings.refit_growth,
+            initial: settings.initial,
+            current: None,
+            loaded: None,
+        };
+        for r in 0..round {
+            let before: Vec<Record> = records.iter().filter(|x| x.round < r).cloned().collect();
+            refits.at_round(r, &before);
+        }
+        refits
+    }
+
+    /// Advance to the start of `round`, `before` being the records of the earlier rounds.
+    fn at_round(&mut self, round: usize, before: &[Record]) {
+        let evaluated = before.iter().filter(|r| r.ok_accuracy().is_some()).count();
+        if evaluated < self.initial {
+            return; // still the initial random sample
+        }
+        let due = self.current.is_none_or(|m| {
+            evaluated > m.evaluated && evaluated as f64 >= m.evaluated as f64 * (1.0 + self.growth)
+        });
+        if due {
+            self.current = Some(FitMark { round, evaluated });
+        }
+    }
+
+    /// Make `surrogate` hold the current fit, fitting it on the successful evaluations made
+    /// before the fit's round if it does not.
+    fn ensure_fitted(
+        &mut self,
+        surrogate: &mut dyn Surrogate,
+        space: &dyn DynSpace,
+        before: &[Record],
+        seed: u64,
+    ) -> Result<()> {
+        let Some(mark) = self.current else {
+            bail!("a predictor round before the initial sample was evaluated");
+        };
+        if self.loaded == Some(mark) {
+            return Ok(());
+        }
+        let used: Vec<&Record> = before
+            .iter()
+            .filter(|r| r.round < mark.round && r.ok_accuracy().is_some())
+            .collect();
+        let evaluated: Vec<EncodedArch> = used
+            .iter()
+            .map(|r| space.encode(&r.arch))
+            .collect::<Result<_, _>>()?;
+        let accuracies: Vec<f64> = used.iter().filter_map(|r| r.ok_accuracy()).collect();
+        surrogate.fit(&evaluated, &accuracies, fit_seed(seed, mark.round))?;
+        self.loaded = Some(mark);
+        Ok(())
+    }
+}
+
 fn propose<'s>(
     settings: &SearchSettings,
     candidates: &Candidates,
     before: &[Record],
     round: usize,
     surrogate: Option<&mut (dyn Surrogate + 's)>,
+    refits: &mut Refits,
 ) -> Result<Vec<Proposal>> {
     let mut rng = round_rng(settings.seed, round);
     let space = candidates.space;
@@ -409,9 +545,20 @@ fn propose<'s>(
                 );
             }
         }
-        Strategy::Predictor if ok.len() < settings.initial => {
+        Strategy::Predictor | Strategy::Local if ok.len() < settings.initial => {
             let wanted = settings.initial.saturating_sub(before.len()).max(1);
             sample_new(&mut out, &mut seen, candidates, &mut rng, wanted);
+        }
+        Strategy::Local => {
+            let mut pool = candidate_pool(settings, candidates, &ok, &mut seen, &mut rng);
+            pool.shuffle(&mut rng);
+            for (arch, identity) in pool.into_iter().take(settings.top_k) {
+                out.push(Proposal {
+                    arch,
+                    identity,
+                    predicted: None,
+                });
+            }
         }
         Strategy::Predictor => {
             let surrogate = surrogate.expect("checked by run");
@@ -419,17 +566,12 @@ fn propose<'s>(
             if pool.is_empty() {
                 return Ok(out);
             }
-            let evaluated: Vec<EncodedArch> = ok
-                .iter()
-                .map(|r| space.encode(&r.arch))
-                .collect::<Result<_, _>>()?;
-            let accuracies: Vec<f64> = ok.iter().filter_map(|r| r.ok_accuracy()).collect();
+            refits.ensure_fitted(surrogate, space, before, settings.seed)?;
             let encoded: Vec<EncodedArch> = pool
                 .iter()
                 .map(|(arch, _)| space.encode(arch))
                 .collect::<Result<_, _>>()?;
-            let seed = rng.random::<u64>();
-            let scores = surrogate.fit_and_score(&evaluated, &accuracies, &encoded, seed)?;
+            let scores = surrogate.score(&encoded)?;
             let mut order: Vec<usize> = (0..pool.len()).collect();
             order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
             for &i in order.iter().take(settings.top_k) {
@@ -477,8 +619,22 @@ fn push_new(
     }
 }
 
-/// Candidates of a predictor round: every unevaluated pool member when the pool is no larger
-/// than `candidates`, else half mutations of the ten best so far and half random samples.
+/// How many of the best architectures so far lend their neighbourhoods to a predictor round.
+const LOCAL_PARENTS: usize = 10;
+
+/// Mutations in a row that bring nothing new after which a neighbourhood counts as exhausted.
+const NEIGHBOURHOOD_MISSES: usize = 100;
+
+/// Candidates of a predictor round: the unevaluated neighbours of the best architecture so
+/// far (of the next best only while fewer than `top_k` are found; up to `LOCAL_PARENTS`
+/// parents), plus an `explore` share of random samples. A round whose neighbourhoods come up
+/// short of `top_k` (a local optimum everywhere, or a sparse table pool that mutations miss)
+/// is filled with random candidates instead.
+///
+/// Why local: on validation seeds, scoring 1,000 mutations of the ten best and random samples
+/// (or the whole NB201 table) let the predictor's top picks settle on good-but-not-best cells,
+/// while ordering the best cell's neighbours by the predictor climbs to the optimum (README,
+/// "Search").
 fn candidate_pool(
     settings: &SearchSettings,
     candidates: &Candidates,
@@ -486,36 +642,79 @@ fn candidate_pool(
     seen: &mut HashSet<String>,
     rng: &mut ChaCha8Rng,
 ) -> Vec<(String, String)> {
-    if let Some((_, list)) = &candidates.pool
-        && list.len() <= settings.candidates + seen.len()
-    {
-        return list
-            .iter()
-            .filter_map(|a| candidates.admit(a))
-            .filter(|(_, id)| !seen.contains(id))
-            .collect();
-    }
-    let mut best: Vec<&Record> = ok.to_vec();
-    best.sort_by(|a, b| {
+    let random_share = (settings.candidates as f64 * settings.explore).round() as usize;
+    let local_quota = settings.candidates - random_share;
+    let mut pool = local_candidates(candidates, ok, local_quota, settings.top_k, seen, rng);
+    let random_wanted = if pool.len() < settings.top_k {
+        settings.candidates - pool.len()
+    } else {
+        random_share
+    };
+    pool.extend(random_candidates(candidates, random_wanted, seen, rng));
+    pool
+}
+
+/// Up to `quota` unseen neighbours of the best records, best parent first.
+fn local_candidates(
+    candidates: &Candidates,
+    ok: &[&Record],
+    quota: usize,
+    enough: usize,
+    seen: &mut HashSet<String>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<(String, String)> {
+    let mut parents: Vec<&Record> = ok.to_vec();
+    // stable: equal accuracies keep their query order
+    parents.sort_by(|a, b| {
         b.ok_accuracy()
             .unwrap_or(f64::MIN)
             .total_cmp(&a.ok_accuracy().unwrap_or(f64::MIN))
     });
-    best.truncate(10);
-    let mut pool = Vec::with_capacity(settings.candidates);
-    let mutations = settings.candidates / 2;
-    for _ in 0..mutations * 20 {
-        if pool.len() >= mutations || best.is_empty() {
+    let mut pool = Vec::new();
+    if quota == 0 {
+        return pool;
+    }
+    for parent in parents.iter().take(LOCAL_PARENTS) {
+        let mut misses = 0;
+        while pool.len() < quota && misses < NEIGHBOURHOOD_MISSES {
+            match candidates.neighbour(&parent.arch, rng) {
+                Some(child) if seen.insert(child.1.clone()) => {
+                    pool.push(child);
+                    misses = 0;
+                }
+                _ => misses += 1,
+            }
+        }
+        if pool.len() >= enough.min(quota) {
             break;
         }
-        let parent = best[pool.len() % best.len()];
-        let child = candidates.mutate(&parent.arch, rng);
-        if seen.insert(child.1.clone()) {
-            pool.push(child);
-        }
     }
-    for _ in 0..settings.candidates * 20 {
-        if pool.len() >= settings.candidates {
+    pool
+}
+
+/// Up to `wanted` unseen random candidates: every unevaluated pool member when the pool has
+/// no more than that left, else random samples.
+fn random_candidates(
+    candidates: &Candidates,
+    wanted: usize,
+    seen: &mut HashSet<String>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<(String, String)> {
+    if wanted == 0 {
+        return Vec::new();
+    }
+    if let Some((_, list)) = &candidates.pool
+        && list.len() <= wanted + seen.len()
+    {
+        return list
+            .iter()
+            .filter_map(|a| candidates.admit(a))
+            .filter(|(_, id)| seen.insert(id.clone()))
+            .collect();
+    }
+    let mut pool = Vec::with_capacity(wanted);
+    for _ in 0..wanted * 20 {
+        if pool.len() >= wanted {
             break;
         }
         let child = candidates.sample(rng);
@@ -543,14 +742,39 @@ mod tests {
     /// best architecture among its candidates.
     struct Oracular(HashMap<String, f64>);
     impl Surrogate for Oracular {
-        fn fit_and_score(
-            &mut self,
-            _: &[EncodedArch],
-            _: &[f64],
-            candidates: &[EncodedArch],
-            _: u64,
-        ) -> Result<Vec<f64>> {
+        fn fit(&mut self, _: &[EncodedArch], _: &[f64], _: u64) -> Result<()> {
+            Ok(())
+        }
+
+        fn score(&self, candidates: &[EncodedArch]) -> Result<Vec<f64>> {
             Ok(candidates.iter().map(|c| self.0[&c.canonical]).collect())
+        }
+    }
+
+    /// The truth plus noise that depends on the fit (its seed and data), so a search that
+    /// refits differently proposes differently; records the training-set size of every fit.
+    struct NoisyFits {
+        truth: HashMap<String, f64>,
+        key: u64,
+        fits: Vec<usize>,
+    }
+    impl Surrogate for NoisyFits {
+        fn fit(&mut self, evaluated: &[EncodedArch], _: &[f64], seed: u64) -> Result<()> {
+            self.key = seed ^ evaluated.len() as u64;
+            self.fits.push(evaluated.len());
+            Ok(())
+        }
+
+        fn score(&self, candidates: &[EncodedArch]) -> Result<Vec<f64>> {
+            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+            let hasher = BuildHasherDefault::<DefaultHasher>::default();
+            let noise = |c: &EncodedArch| {
+                (hasher.hash_one((self.key, &c.canonical)) % 1000) as f64 / 1000.0
+            };
+            Ok(candidates
+                .iter()
+                .map(|c| self.truth[&c.canonical] + 2.0 * noise(c))
+                .collect())
         }
     }
 
@@ -573,7 +797,9 @@ mod tests {
             tournament: 3,
             initial: 10,
             candidates: 300,
+            explore: 0.0,
             top_k: 5,
+            refit_growth: 0.0,
         }
     }
 
@@ -607,7 +833,12 @@ mod tests {
     fn every_strategy_spends_the_budget_on_distinct_architectures() {
         let (space, _, truth) = nb201();
         let dir = tempfile::tempdir().unwrap();
-        for strategy in [Strategy::Random, Strategy::Evolution, Strategy::Predictor] {
+        for strategy in [
+            Strategy::Random,
+            Strategy::Evolution,
+            Strategy::Predictor,
+            Strategy::Local,
+        ] {
             let path = dir.path().join(format!("{strategy}.jsonl"));
             let mut surrogate = Oracular(truth.clone());
             let records = search(
@@ -635,6 +866,7 @@ mod tests {
         // a pool no larger than --candidates: every unevaluated cell is scored
         let s = SearchSettings {
             candidates: 20_000,
+            explore: 1.0,
             ..settings(Strategy::Predictor, 12)
         };
         let oracle = TableOracle::new(truth.clone(), "nb201".into());
@@ -703,6 +935,38 @@ mod tests {
             );
             assert_eq!(again, full, "{strategy}");
         }
+    }
+
+    #[test]
+    fn refits_follow_the_growth_schedule_and_survive_a_resume() {
+        let (space, _, truth) = nb201();
+        let dir = tempfile::tempdir().unwrap();
+        let s = |budget| SearchSettings {
+            refit_growth: 0.3,
+            ..settings(Strategy::Predictor, budget)
+        };
+        let noisy = || NoisyFits {
+            truth: truth.clone(),
+            key: 0,
+            fits: Vec::new(),
+        };
+        let mut straight = noisy();
+        let full = search(
+            &s(40),
+            space.as_ref(),
+            &truth,
+            &dir.path().join("straight.jsonl"),
+            Some(&mut straight),
+        );
+        // rounds of 5 after 10 random: a refit once the data grew by 30 %
+        assert_eq!(straight.fits, vec![10, 15, 20, 30]);
+        // interrupted at 27 (mid-round, on the model fitted at 20), resumed by a fresh process
+        let path = dir.path().join("resumed.jsonl");
+        search(&s(27), space.as_ref(), &truth, &path, Some(&mut noisy()));
+        let mut resumed = noisy();
+        let again = search(&s(40), space.as_ref(), &truth, &path, Some(&mut resumed));
+        assert_eq!(again, full);
+        assert_eq!(resumed.fits, vec![20, 30]);
     }
 
     #[test]
