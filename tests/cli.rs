@@ -756,7 +756,7 @@ fn predictor_guided_search_on_the_table() {
 #[test]
 fn extra_benchmarks_bench_and_refuse_the_hypernetwork_task() {
     let dir = TempDir::new().unwrap();
-    for space in ["nb-macro", "tnb101-micro", "nb-nlp"] {
+    for space in ["nb-macro", "tnb101-micro", "nb-nlp", "nb-graph"] {
         let out_dir = dir.path().join(space);
         let output = hypernas()
             .args(["bench", space, "--sizes", "12", "--seeds", "1"])

@@ -88,6 +88,15 @@ const EMBEDDED: &[Embedded] = &[
         ),
         bytes: include_bytes!("../../data/nb_nlp.csv.zst"),
     },
+    Embedded {
+        name: "nb-graph",
+        spaces: &["nb-graph"],
+        arch_col: "arch",
+        target: "cora_valid",
+        bench_sizes: &[50, 100, 200],
+        caveat: None,
+        bytes: include_bytes!("../../data/nb_graph.csv.zst"),
+    },
 ];
 
 /// Names accepted by `--data` besides a path.

@@ -5,6 +5,7 @@
 pub mod darts;
 pub mod nb101;
 pub mod nb201;
+pub mod nb_graph;
 pub mod nb_macro;
 pub mod nb_nlp;
 pub mod tnb101;
@@ -218,6 +219,7 @@ pub const SPACE_NAMES: &[&str] = &[
     "nb-macro",
     "tnb101-micro",
     "nb-nlp",
+    "nb-graph",
 ];
 
 /// Look a space up by its command-line name.
@@ -238,6 +240,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         "nb-macro" | "nas-bench-macro" => Ok(Box::new(nb_macro::NbMacroSpace)),
         "tnb101-micro" | "transnas-micro" => Ok(Box::new(tnb101::Tnb101MicroSpace)),
         "nb-nlp" | "nas-bench-nlp" => Ok(Box::new(nb_nlp::NbNlpSpace)),
+        "nb-graph" | "nas-bench-graph" => Ok(Box::new(nb_graph::NbGraphSpace)),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")
