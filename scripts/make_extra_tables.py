@@ -12,8 +12,9 @@ tnb101_micro: ../shared/data/transnas101/tnb101_micro_val.csv (4,096 rows, compl
   reads both forms). The macro subset file is not embedded.
 
 nb_nlp: ../shared/data/nas_bench_nlp/nb_nlp_wikitext2.jsonl (341 runs, WikiText-2).
-  Runs of the same recipe (equal node dicts) are merged, their losses averaged (`runs` counts
-  them). Columns: arch (the `recipe` as compact JSON, nodes in file order), neg_best_val_loss
+  Runs of the same cell are merged, their losses averaged (`runs` counts them): same up to
+  node names and the order of the inputs of linear / elementwise sum / product nodes (the key
+  of NbNlpSpace::identity, see nlp_identity). Columns: arch (the `recipe` as compact JSON, nodes in file order), neg_best_val_loss
   (-best_val_loss: higher is better, like every other target, so search maximises it),
   best_val_loss, test_loss_at_best_val, num_params, runs, recepie_id (of the first run).
 
@@ -59,15 +60,37 @@ def tnb101_micro():
     write_zst(rows, ["arch"] + TNB_TASKS, ROOT / "data" / "tnb101_micro.csv.zst")
 
 
+def nlp_identity(recipe):
+    """The same key as NbNlpSpace::identity: each new hidden state as an expression over the
+    cell inputs, node names dropped, the inputs of the order-free ops (linear: W [inputs] + b
+    with a learnt W; elementwise sum and product) sorted."""
+    memo = {}
+
+    def expr(name):
+        if name not in recipe:
+            return name
+        if name not in memo:
+            node = recipe[name]
+            inputs = [expr(i) for i in node["input"]]
+            if node["op"] in ("linear", "elementwise_sum", "elementwise_prod"):
+                inputs.sort()
+            memo[name] = node["op"] + "(" + ",".join(inputs) + ")"
+        return memo[name]
+
+    outputs = sorted(k for k in recipe if k in ("h_new_0", "h_new_1", "h_new_2"))
+    return ";".join(f"{k}={expr(k)}" for k in outputs)
+
+
 def nb_nlp():
     src = SHARED / "nas_bench_nlp" / "nb_nlp_wikitext2.jsonl"
     merged = {}
     for line in open(src):
         r = json.loads(line)
-        # the same recipe was trained more than once: one row per recipe, losses averaged
-        key = json.dumps(r["recipe"], sort_keys=True)
-        entry = merged.setdefault(key, {"recipe": r["recipe"], "val": [], "test": [],
-                                        "params": r["num_params"], "id": r["recepie_id"]})
+        # the same cell (up to node names and the order of order-free inputs) was trained more
+        # than once: one row per cell, the first run's recipe, losses averaged over its runs
+        entry = merged.setdefault(nlp_identity(r["recipe"]),
+                                  {"recipe": r["recipe"], "val": [], "test": [],
+                                   "params": r["num_params"], "id": r["recepie_id"]})
         entry["val"].append(r["best_val_loss"])
         entry["test"].append(r["test_loss_at_best_val"])
     rows = []

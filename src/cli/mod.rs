@@ -50,7 +50,7 @@ use crate::train::{self, OptimizerKind, TrainConfig};
         292-cell sample of NAS-Bench-101), darts (1,218 DARTS genotypes with NAS-Bench-301 \
         surrogate labels), nb-macro (all 6,561 NAS-Bench-Macro networks, CIFAR-10), \
         tnb101-micro (all 4,096 TransNAS-Bench-101 micro cells, 7 Taskonomy tasks), nb-nlp \
-        (289 NAS-Bench-NLP recurrent cells, WikiText-2), nb-graph (all 26,206 NAS-Bench-Graph \
+        (263 NAS-Bench-NLP recurrent cells, WikiText-2), nb-graph (all 26,206 NAS-Bench-Graph \
         GNNs, validation accuracy on 8 node-classification data sets). Any CSV or JSON-lines file with an architecture column and numeric \
         target columns works too. The hypernetwork task of \
         hypernas / hypernas-h runs on an embedded balanced CIFAR-10 subset (1,000 training + \
