@@ -750,3 +750,31 @@ fn predictor_guided_search_on_the_table() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("best after 16 queries"), "{stdout}");
 }
+
+/// The extra benchmarks (no candidate networks): a tiny bench on each embedded table, and
+/// the hypernetwork predictor refused with one line.
+#[test]
+fn extra_benchmarks_bench_and_refuse_the_hypernetwork_task() {
+    let dir = TempDir::new().unwrap();
+    for space in ["nb-macro", "tnb101-micro", "nb-nlp", "nb-graph"] {
+        let out_dir = dir.path().join(space);
+        let output = hypernas()
+            .args(["bench", space, "--sizes", "12", "--seeds", "1"])
+            .args(["--epochs", "2", "--jobs", "1", "--out-dir"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{space}: {}", stderr_of(&output));
+        let summary = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
+        // the defaults without a candidate network: np, hypernas-p, mlp
+        assert_eq!(summary.lines().count(), 1 + 3, "{space}: {summary}");
+        assert!(!summary.contains("hypernas,"), "{space}: {summary}");
+        let output = hypernas()
+            .args(["train", "--space", space, "--data", space, "--predictor"])
+            .args(["hypernas", "--train-size", "10", "--epochs", "1", "--out"])
+            .arg(dir.path().join("m.safetensors"))
+            .output()
+            .unwrap();
+        assert_clean_failure(&output, "has no candidate network");
+    }
+}

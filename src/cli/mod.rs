@@ -48,7 +48,10 @@ use crate::train::{self, OptimizerKind, TrainConfig};
         Data sets embedded in the binary (usable offline as --data NAME): nb201 (all 15,625 \
         NAS-Bench-201 cells with CIFAR-10/100 and ImageNet16-120 accuracies), nb101 (a \
         292-cell sample of NAS-Bench-101), darts (1,218 DARTS genotypes with NAS-Bench-301 \
-        surrogate labels). Any CSV or JSON-lines file with an architecture column and numeric \
+        surrogate labels), nb-macro (all 6,561 NAS-Bench-Macro networks, CIFAR-10), \
+        tnb101-micro (all 4,096 TransNAS-Bench-101 micro cells, 7 Taskonomy tasks), nb-nlp \
+        (263 NAS-Bench-NLP recurrent cells, WikiText-2), nb-graph (all 26,206 NAS-Bench-Graph \
+        GNNs, validation accuracy on 8 node-classification data sets). Any CSV or JSON-lines file with an architecture column and numeric \
         target columns works too. The hypernetwork task of \
         hypernas / hypernas-h runs on an embedded balanced CIFAR-10 subset (1,000 training + \
         500 test images) unless --aux-data names the full binary batches."

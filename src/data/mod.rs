@@ -59,6 +59,44 @@ const EMBEDDED: &[Embedded] = &[
         ),
         bytes: include_bytes!("../../data/darts.csv.zst"),
     },
+    Embedded {
+        name: "nb-macro",
+        spaces: &["nb-macro"],
+        arch_col: "arch",
+        target: "mean_acc",
+        bench_sizes: &[50, 100, 200],
+        caveat: None,
+        bytes: include_bytes!("../../data/nb_macro.csv.zst"),
+    },
+    Embedded {
+        name: "tnb101-micro",
+        spaces: &["tnb101-micro"],
+        arch_col: "arch",
+        target: "class_scene",
+        bench_sizes: &[50, 100, 200],
+        caveat: None,
+        bytes: include_bytes!("../../data/tnb101_micro.csv.zst"),
+    },
+    Embedded {
+        name: "nb-nlp",
+        spaces: &["nb-nlp"],
+        arch_col: "arch",
+        target: "neg_best_val_loss",
+        bench_sizes: &[25, 50, 100],
+        caveat: Some(
+            "NAS-Bench-NLP WikiText-2 subset: 341 runs, 263 distinct cells (repeated runs of a cell averaged), not the PTB main table; the target is minus the best validation cross-entropy",
+        ),
+        bytes: include_bytes!("../../data/nb_nlp.csv.zst"),
+    },
+    Embedded {
+        name: "nb-graph",
+        spaces: &["nb-graph"],
+        arch_col: "arch",
+        target: "cora_valid",
+        bench_sizes: &[50, 100, 200],
+        caveat: None,
+        bytes: include_bytes!("../../data/nb_graph.csv.zst"),
+    },
 ];
 
 /// Names accepted by `--data` besides a path.

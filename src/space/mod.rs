@@ -5,6 +5,10 @@
 pub mod darts;
 pub mod nb101;
 pub mod nb201;
+pub mod nb_graph;
+pub mod nb_macro;
+pub mod nb_nlp;
+pub mod tnb101;
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -192,8 +196,31 @@ impl<S: SearchSpace> DynSpace for S {
     }
 }
 
+/// Every way to pick one of `choices` options in each of `N` slots, the last slot varying
+/// fastest: the row order of the complete benchmark tables (NB201, NAS-Bench-Macro, TransNAS).
+pub(crate) fn all_choices<const N: usize>(choices: usize) -> impl Iterator<Item = [usize; N]> {
+    (0..choices.pow(N as u32)).map(move |mut code| {
+        let mut digits = [0; N];
+        for d in digits.iter_mut().rev() {
+            *d = code % choices;
+            code /= choices;
+        }
+        digits
+    })
+}
+
 /// Names accepted by `--space`.
-pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101", "darts", "darts-search"];
+pub const SPACE_NAMES: &[&str] = &[
+    "nb201",
+    "nb201-unpruned",
+    "nb101",
+    "darts",
+    "darts-search",
+    "nb-macro",
+    "tnb101-micro",
+    "nb-nlp",
+    "nb-graph",
+];
 
 /// Look a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
@@ -210,6 +237,10 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         "darts-search" => Ok(Box::new(darts::DartsSpace {
             layers: darts::SEARCH_LAYERS,
         })),
+        "nb-macro" | "nas-bench-macro" => Ok(Box::new(nb_macro::NbMacroSpace)),
+        "tnb101-micro" | "transnas-micro" => Ok(Box::new(tnb101::Tnb101MicroSpace)),
+        "nb-nlp" | "nas-bench-nlp" => Ok(Box::new(nb_nlp::NbNlpSpace)),
+        "nb-graph" | "nas-bench-graph" => Ok(Box::new(nb_graph::NbGraphSpace)),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")

@@ -5,7 +5,7 @@ use std::fmt;
 
 use rand::{Rng, RngCore};
 
-use super::{ArchError, SearchSpace};
+use super::{ArchError, SearchSpace, all_choices};
 use crate::encoding::{CellGraph, GlobalEncoding};
 use crate::target::{CLASSES, Layer, ProxyConfig, ProxyProgram, Slot};
 
@@ -262,49 +262,23 @@ impl SearchSpace for Nb201Space {
     }
 
     fn enumerate(&self) -> Option<Vec<Nb201Arch>> {
-        let all = (0..5usize.pow(6))
-            .map(|mut code| {
-                let mut ops = [Nb201Op::None; 6];
-                for slot in ops.iter_mut().rev() {
-                    *slot = Nb201Op::ALL[code % 5];
-                    code /= 5;
-                }
-                Nb201Arch { ops }
-            })
-            .collect();
-        Some(all)
+        let all = all_choices::<6>(5).map(|d| Nb201Arch {
+            ops: d.map(|i| Nb201Op::ALL[i]),
+        });
+        Some(all.collect())
     }
 
     fn node_vocabulary(&self) -> &[&'static str] {
         VOCAB
     }
 
-    /// Op-on-edge to op-on-node: node 0 is the cell input, nodes 1..=6 the six edge ops in
-    /// [`EDGES`] order, node 7 the output. An op node on edge `to <- from` reads from every op
-    /// node whose edge ends at `from` (or the input when `from` is 0); the output reads the op
-    /// nodes of edges into node 3.
+    /// The op-on-node graph of [`edge_op_cell`], pruned to the computing graph.
     fn cell_graph(&self, arch: &Nb201Arch) -> CellGraph {
-        let mut ops = vec![INPUT];
-        ops.extend(arch.ops.iter().map(|op| FIRST_OP + op.index() as u16));
-        ops.push(OUTPUT);
-        let mut edges = Vec::new();
-        for (k, &(_, from)) in EDGES.iter().enumerate() {
-            let op_node = k + 1;
-            if from == 0 {
-                edges.push((0, op_node));
-            }
-            for (j, &(to_j, _)) in EDGES.iter().enumerate() {
-                if to_j == from && from != 0 {
-                    edges.push((j + 1, op_node));
-                }
-            }
-        }
-        for (k, &(to, _)) in EDGES.iter().enumerate() {
-            if to == 3 {
-                edges.push((k + 1, 7));
-            }
-        }
-        let graph = CellGraph::new(ops, &edges);
+        let graph = edge_op_cell(
+            INPUT,
+            arch.ops.map(|op| FIRST_OP + op.index() as u16),
+            OUTPUT,
+        );
         if self.prune {
             graph.pruned(|op| op == FIRST_OP + Nb201Op::None.index() as u16)
         } else {
@@ -399,6 +373,35 @@ impl SearchSpace for Nb201Space {
         );
         Some(p)
     }
+}
+
+/// Op-on-edge to op-on-node for a cell of 4 nodes and the six edges of [`EDGES`] (NB201's
+/// cell, also TransNAS-Bench-101's micro cell): node 0 is the cell input, nodes 1..=6 the six
+/// edge ops (`op_types`, node types in [`EDGES`] order), node 7 the output. An op node on edge
+/// `to <- from` reads from every op node whose edge ends at `from` (or the input when `from`
+/// is 0); the output reads the op nodes of edges into node 3. Not pruned.
+pub(crate) fn edge_op_cell(input: u16, op_types: [u16; 6], output: u16) -> CellGraph {
+    let mut ops = vec![input];
+    ops.extend(op_types);
+    ops.push(output);
+    let mut edges = Vec::new();
+    for (k, &(_, from)) in EDGES.iter().enumerate() {
+        let op_node = k + 1;
+        if from == 0 {
+            edges.push((0, op_node));
+        }
+        for (j, &(to_j, _)) in EDGES.iter().enumerate() {
+            if to_j == from && from != 0 {
+                edges.push((j + 1, op_node));
+            }
+        }
+    }
+    for (k, &(to, _)) in EDGES.iter().enumerate() {
+        if to == 3 {
+            edges.push((k + 1, 7));
+        }
+    }
+    CellGraph::new(ops, &edges)
 }
 
 /// Append one searchable cell, walking its (possibly pruned) op-on-node graph: each node sums
