@@ -22,10 +22,10 @@ Python standard library only; needs the `zstd` executable on PATH.
 
 import csv
 import hashlib
-import io
 import pathlib
-import subprocess
 import sys
+
+from csv_zst import write_zst
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
@@ -70,19 +70,6 @@ def graph_hash(matrix, ops):
             for v in range(n)
         ]
     return md5(str(sorted(hashes)))
-
-
-def write_zst(rows, header, out):
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    data = subprocess.run(["zstd", "-19", "-c"], input=buf.getvalue().encode(), check=True,
-                          capture_output=True).stdout
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
-    print(f"{out}: {len(rows)} rows, {len(data)} bytes")
 
 
 def nb101():

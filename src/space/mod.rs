@@ -5,6 +5,7 @@
 pub mod darts;
 pub mod nb101;
 pub mod nb201;
+pub mod vit;
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -193,7 +194,16 @@ impl<S: SearchSpace> DynSpace for S {
 }
 
 /// Names accepted by `--space`.
-pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101", "darts", "darts-search"];
+pub const SPACE_NAMES: &[&str] = &[
+    "nb201",
+    "nb201-unpruned",
+    "nb101",
+    "darts",
+    "darts-search",
+    "vit",
+    "vit-small",
+    "vit-base",
+];
 
 /// Look a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
@@ -210,6 +220,10 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         "darts-search" => Ok(Box::new(darts::DartsSpace {
             layers: darts::SEARCH_LAYERS,
         })),
+        "vit" | "autoformer" | "autoformer-tiny" => Ok(Box::new(vit::VitSpace::default())),
+        // AutoFormer's larger spaces: no table labels them, but search and encoding work.
+        "vit-small" | "autoformer-small" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::SMALL))),
+        "vit-base" | "autoformer-base" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::BASE))),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")
