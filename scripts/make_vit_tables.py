@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Rebuild data/vit_autoformer.csv.zst and data/vit_autoformer_scratch.csv.zst, the
-AutoFormer-Tiny tables embedded by src/data/mod.rs, from the shared copy of Auto-Prox's
-ground-truth file (../shared/data/vit_autoformer/autoformer_tiny_autoprox.csv, 200 rows, from
-GitHub lliai/Auto-Prox-AAAI24, MIT).
+"""Rebuild data/vit_autoformer.csv.zst, data/vit_autoformer_scratch.csv.zst (AutoFormer-Tiny)
+and data/pit_autoprox.csv.zst (PiT), the ViT tables embedded by src/data/mod.rs, from the
+shared copies of Auto-Prox's ground-truth files (../shared/data/vit_autoformer/
+autoformer_tiny_autoprox.csv, 200 rows, and pit_autoprox.csv, 100 rows, from GitHub
+lliai/Auto-Prox-AAAI24, MIT).
 
 The source spreads an architecture over four columns (embed_dim, depth, mlp_ratio,
 num_heads); the tool reads one architecture column, so they are joined here into the
@@ -15,6 +16,9 @@ vit_autoformer_scratch (100 rows): the `gt_autoformer` rows, the only ones train
   scratch too, with every target column (c100/flower/chaoyang _base_acc and _kd_acc,
   imagenet_super_acc). The second half of the source has no from-scratch runs, and a table
   target may not have empty cells.
+pit_autoprox (100 rows): the PiT rows in the canonical form of src/space/pit.rs
+  (`b=32;mlp=4;L=2,6,4;h=2,4,8`) with every target column (c100/flower/chaoyang _base_acc and
+  _kd_acc).
 
 Compression: the `zstd` command-line tool, level 19.
 Usage: python3 scripts/make_vit_tables.py [SHARED_DATA_DIR]
@@ -53,6 +57,16 @@ def main():
     assert all(r[c] != "" for _, r in scratch for c in ALL)
     write_zst([[a] + [r[c] for c in ALL] for a, r in scratch], ["arch"] + ALL,
               ROOT / "data" / "vit_autoformer_scratch.csv.zst")
+
+    src = SHARED / "vit_autoformer" / "pit_autoprox.csv"
+    pit = list(csv.DictReader(open(src)))
+    pit_cols = [c for c in ALL if c != "imagenet_super_acc"]
+    pit_archs = [f"b={r['base_dim']};mlp={r['mlp_ratio']};L={r['depth']};h={r['num_heads']}"
+                 for r in pit]
+    assert len(set(pit_archs)) == len(pit_archs), "duplicate architectures"
+    assert all(r[c] != "" for r in pit for c in pit_cols)
+    write_zst([[a] + [r[c] for c in pit_cols] for a, r in zip(pit_archs, pit)],
+              ["arch"] + pit_cols, ROOT / "data" / "pit_autoprox.csv.zst")
 
 
 main()

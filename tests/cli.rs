@@ -816,3 +816,24 @@ fn vit_trains_with_candidate_networks_and_evaluates() {
         .unwrap();
     assert_clean_failure(&output, "1 MLP ratios for depth 12");
 }
+
+/// The PiT space on its embedded Auto-Prox table: a tiny bench with full HyperNAS (the PiT
+/// candidate network) and NP.
+#[test]
+fn pit_benches_with_candidate_networks() {
+    let dir = TempDir::new().unwrap();
+    let out_dir = dir.path().join("bench");
+    let output = hypernas()
+        .args(["bench", "pit", "--sizes", "15", "--seeds", "1"])
+        .args(["--predictors", "hypernas,np", "--epochs", "1"])
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("| hypernas |") && stdout.contains("c100_kd_acc"),
+        "{stdout}"
+    );
+}

@@ -81,6 +81,17 @@ const EMBEDDED: &[Embedded] = &[
         ),
         bytes: include_bytes!("../../data/vit_autoformer_scratch.csv.zst"),
     },
+    Embedded {
+        name: "pit",
+        spaces: &["pit"],
+        arch_col: "arch",
+        target: "c100_kd_acc",
+        bench_sizes: &[25, 50],
+        caveat: Some(
+            "100 PiT sub-networks from Auto-Prox (trained from scratch and with distillation on CIFAR-100/Flowers/Chaoyang): a small sample, not a full benchmark",
+        ),
+        bytes: include_bytes!("../../data/pit_autoprox.csv.zst"),
+    },
 ];
 
 /// Names accepted by `--data` besides a path.

@@ -5,6 +5,7 @@
 pub mod darts;
 pub mod nb101;
 pub mod nb201;
+pub mod pit;
 pub mod vit;
 
 use std::fmt::Debug;
@@ -203,6 +204,7 @@ pub const SPACE_NAMES: &[&str] = &[
     "vit",
     "vit-small",
     "vit-base",
+    "pit",
 ];
 
 /// Look a space up by its command-line name.
@@ -224,6 +226,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         // AutoFormer's larger spaces: no table labels them, but search and encoding work.
         "vit-small" | "autoformer-small" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::SMALL))),
         "vit-base" | "autoformer-base" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::BASE))),
+        "pit" => Ok(Box::new(pit::PitSpace)),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")

@@ -196,7 +196,7 @@ impl VitArch {
     }
 }
 
-fn list<T: fmt::Display>(values: &[T]) -> String {
+pub(super) fn list<T: fmt::Display>(values: &[T]) -> String {
     values
         .iter()
         .map(ToString::to_string)
@@ -253,7 +253,7 @@ impl Fields {
     }
 }
 
-fn parse_count(key: &str, text: &str) -> Result<usize, ArchError> {
+pub(super) fn parse_count(key: &str, text: &str) -> Result<usize, ArchError> {
     text.trim().parse().map_err(|_| {
         ArchError::new(format!(
             "'{key}' value '{}' is not a whole number",
@@ -262,15 +262,28 @@ fn parse_count(key: &str, text: &str) -> Result<usize, ArchError> {
     })
 }
 
+/// The `KEY=VALUE` items of a `;`-separated string, keys trimmed; `expected` shows the form in
+/// the error for an item without `=`.
+pub(super) fn key_values<'a>(
+    text: &'a str,
+    expected: &str,
+) -> Result<Vec<(&'a str, &'a str)>, ArchError> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.split_once('=')
+                .map(|(k, v)| (k.trim(), v))
+                .ok_or_else(|| {
+                    ArchError::new(format!("'{item}' is not KEY=VALUE (expected {expected})"))
+                })
+        })
+        .collect()
+}
+
 fn parse_key_values(text: &str, ranges: &VitRanges) -> Result<VitArch, ArchError> {
     let mut fields = Fields::default();
-    for item in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        let (key, value) = item.split_once('=').ok_or_else(|| {
-            ArchError::new(format!(
-                "'{item}' is not KEY=VALUE (expected d=EMBED;L=DEPTH;mlp=R,R,...;h=H,H,...)"
-            ))
-        })?;
-        let key = key.trim();
+    for (key, value) in key_values(text, "d=EMBED;L=DEPTH;mlp=R,R,...;h=H,H,...")? {
         let duplicate = || ArchError::new(format!("field '{key}' given twice"));
         match key {
             "d" | "embed_dim" => {
@@ -448,10 +461,16 @@ const HEAD_LINEAR: u16 = 5;
 /// The vocabulary index of a node type built from a decision's value. Every preset's values
 /// are in [`VOCAB`] (a test checks it), and a [`VitSpace`] only holds presets.
 fn node_type(name: &str) -> u16 {
-    VOCAB
+    type_index(VOCAB, name)
+}
+
+/// The index of `name` in `vocab`; the spaces build node-type names from values they have
+/// validated, so a missing name is a bug in the vocabulary.
+pub(super) fn type_index(vocab: &[&str], name: &str) -> u16 {
+    vocab
         .iter()
         .position(|&v| v == name)
-        .unwrap_or_else(|| panic!("node type '{name}' missing from the ViT vocabulary")) as u16
+        .unwrap_or_else(|| panic!("node type '{name}' missing from the vocabulary")) as u16
 }
 
 /// Side of the proxy network's patches: 4x4 patches of a 16x16 image are 16 tokens.
@@ -465,6 +484,125 @@ mod block {
     pub const ATTN_ADD: usize = 3;
     pub const MLP: usize = 5;
     pub const MLP_ADD: usize = 6;
+}
+
+/// Node types of a transformer block, indices into a space's vocabulary.
+pub(super) struct BlockTypes {
+    pub tokens: u16,
+    pub layernorm: u16,
+    pub attn: u16,
+    pub add: u16,
+    pub mlp: u16,
+    pub output: u16,
+}
+
+/// One transformer block, pre-norm as in ViT / AutoFormer / PiT: tokens -> layernorm ->
+/// attention -> add (the residual from the tokens) -> layernorm -> MLP -> add (the residual
+/// from the first add) -> output; node positions as in [`block`].
+pub(super) fn transformer_block(t: BlockTypes) -> CellGraph {
+    let ops = vec![
+        t.tokens,
+        t.layernorm,
+        t.attn,
+        t.add,
+        t.layernorm,
+        t.mlp,
+        t.add,
+        t.output,
+    ];
+    let edges = [
+        (0, 1),
+        (1, 2),
+        (2, 3),
+        (0, 3),
+        (3, 4),
+        (4, 5),
+        (5, 6),
+        (3, 6),
+        (6, 7),
+    ];
+    CellGraph::new(ops, &edges)
+}
+
+/// Graphs joined into one, each one's last node feeding the next one's first (a network
+/// without a repeated cell seen by NP as one graph).
+pub(super) fn chain_graphs(parts: &[CellGraph]) -> CellGraph {
+    let mut ops = Vec::new();
+    let mut edges = Vec::new();
+    for part in parts {
+        let offset = ops.len();
+        if offset > 0 {
+            edges.push((offset - 1, offset));
+        }
+        let n = part.num_nodes();
+        for i in 0..n {
+            for j in i + 1..n {
+                if part.has_edge(i, j) {
+                    edges.push((offset + i, offset + j));
+                }
+            }
+        }
+        ops.extend_from_slice(part.ops());
+    }
+    CellGraph::new(ops, &edges)
+}
+
+/// One transformer block of a proxy network, generated from the block graph at `cell`.
+pub(super) struct ProxyBlock {
+    pub cell: usize,
+    /// Token width.
+    pub dim: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    /// MLP hidden width.
+    pub hidden: usize,
+}
+
+impl ProxyBlock {
+    /// Append the block after node `x`, pre-norm: layernorm, 1x1 `qkv`, attention, 1x1 output
+    /// projection added to `x`; layernorm, 1x1 expansion, GELU, 1x1 projection back added.
+    /// Weights come from the node each map computes: `qkv` from the attention node, the output
+    /// projection from the add node it writes into, the expansion from the MLP node, the
+    /// projection back from the second add node. Returns the block's output node.
+    pub fn push(&self, p: &mut ProxyProgram, x: usize) -> usize {
+        let slot = |node| {
+            Some(Slot {
+                cell: self.cell,
+                node,
+            })
+        };
+        let linear = |c_in, c_out| Layer::conv_norm(1, 1, c_in, c_out).with_relu_norm(false, false);
+        let (dim, inner) = (self.dim, self.heads * self.head_dim);
+        let norm = p.push(Layer::LayerNorm, vec![x], None);
+        let qkv = p.push(linear(dim, 3 * inner), vec![norm], slot(block::ATTN));
+        let heads = Layer::Attention {
+            heads: self.heads,
+            head_dim: self.head_dim,
+        };
+        let attended = p.push(heads, vec![qkv], None);
+        let proj = p.push(linear(inner, dim), vec![attended], slot(block::ATTN_ADD));
+        let x = p.push(Layer::Identity, vec![x, proj], None);
+        let norm = p.push(Layer::LayerNorm, vec![x], None);
+        let expand = p.push(linear(dim, self.hidden), vec![norm], slot(block::MLP));
+        let act = p.push(Layer::Gelu, vec![expand], None);
+        let back = p.push(linear(self.hidden, dim), vec![act], slot(block::MLP_ADD));
+        p.push(Layer::Identity, vec![x, back], None)
+    }
+}
+
+/// Layernorm, mean over the tokens, linear classifier generated from node 3 (`head_linear`)
+/// of the head graph at `cell`.
+pub(super) fn push_proxy_head(p: &mut ProxyProgram, x: usize, dim: usize, cell: usize) -> usize {
+    let norm = p.push(Layer::LayerNorm, vec![x], None);
+    let pooled = p.push(Layer::GlobalAvgPool, vec![norm], None);
+    p.push(
+        Layer::Linear {
+            c_in: dim,
+            c_out: CLASSES,
+        },
+        vec![pooled],
+        Some(Slot { cell, node: 3 }),
+    )
 }
 
 /// The AutoFormer space over `ranges`.
@@ -486,33 +624,17 @@ impl VitSpace {
         }
     }
 
-    /// One transformer block, pre-norm as in ViT / AutoFormer: tokens (typed by the embedding
-    /// dimension) -> layernorm -> attention (typed by its heads) -> add (the residual from
-    /// the tokens) -> layernorm -> MLP (typed by its ratio) -> add (the residual from the first
-    /// add) -> output.
+    /// One transformer block (see [`transformer_block`]), its token node typed by the
+    /// embedding dimension.
     fn block_graph(embed_dim: usize, layer: &VitLayer) -> CellGraph {
-        let ops = vec![
-            node_type(&format!("tokens_d{embed_dim}")),
-            LAYERNORM,
-            node_type(&format!("attn_h{}", layer.heads)),
-            ADD,
-            LAYERNORM,
-            node_type(&format!("mlp_{}", layer.mlp_ratio)),
-            ADD,
-            OUTPUT,
-        ];
-        let edges = [
-            (0, 1),
-            (1, 2),
-            (2, 3),
-            (0, 3),
-            (3, 4),
-            (4, 5),
-            (5, 6),
-            (3, 6),
-            (6, 7),
-        ];
-        CellGraph::new(ops, &edges)
+        transformer_block(BlockTypes {
+            tokens: node_type(&format!("tokens_d{embed_dim}")),
+            layernorm: LAYERNORM,
+            attn: node_type(&format!("attn_h{}", layer.heads)),
+            add: ADD,
+            mlp: node_type(&format!("mlp_{}", layer.mlp_ratio)),
+            output: OUTPUT,
+        })
     }
 
     fn stem_graph(embed_dim: usize) -> CellGraph {
@@ -629,25 +751,7 @@ impl SearchSpace for VitSpace {
     /// head of [`SearchSpace::global_encoding`] joined output -> input. A ViT has no repeated
     /// searchable cell (every block has its own choices), so the one graph is the chain.
     fn cell_graph(&self, arch: &VitArch) -> CellGraph {
-        let parts = self.global_encoding(arch).cells;
-        let mut ops = Vec::new();
-        let mut edges = Vec::new();
-        for part in &parts {
-            let offset = ops.len();
-            if offset > 0 {
-                edges.push((offset - 1, offset));
-            }
-            let n = part.num_nodes();
-            for i in 0..n {
-                for j in i + 1..n {
-                    if part.has_edge(i, j) {
-                        edges.push((offset + i, offset + j));
-                    }
-                }
-            }
-            ops.extend_from_slice(part.ops());
-        }
-        CellGraph::new(ops, &edges)
+        chain_graphs(&self.global_encoding(arch).cells)
     }
 
     /// Stem (the patch embedding, typed by the embedding dimension), one graph per block in
@@ -695,39 +799,17 @@ impl SearchSpace for VitSpace {
             vec![image],
             Some(Slot { cell: 0, node: 1 }),
         );
-        let linear = |c_in, c_out| Layer::conv_norm(1, 1, c_in, c_out).with_relu_norm(false, false);
         for (i, layer) in arch.layers.iter().enumerate() {
-            let slot = |node| Some(Slot { cell: 1 + i, node });
-            let inner = layer.heads * head_dim;
-            let norm = p.push(Layer::LayerNorm, vec![x], None);
-            let qkv = p.push(linear(dim, 3 * inner), vec![norm], slot(block::ATTN));
-            let heads = Layer::Attention {
+            let block = ProxyBlock {
+                cell: 1 + i,
+                dim,
                 heads: layer.heads,
                 head_dim,
+                hidden: ((dim as f64) * layer.mlp_ratio.value()).round() as usize,
             };
-            let attended = p.push(heads, vec![qkv], None);
-            let proj = p.push(linear(inner, dim), vec![attended], slot(block::ATTN_ADD));
-            x = p.push(Layer::Identity, vec![x, proj], None);
-            let norm = p.push(Layer::LayerNorm, vec![x], None);
-            let hidden = ((dim as f64) * layer.mlp_ratio.value()).round() as usize;
-            let expand = p.push(linear(dim, hidden), vec![norm], slot(block::MLP));
-            let act = p.push(Layer::Gelu, vec![expand], None);
-            let back = p.push(linear(hidden, dim), vec![act], slot(block::MLP_ADD));
-            x = p.push(Layer::Identity, vec![x, back], None);
+            x = block.push(&mut p, x);
         }
-        let norm = p.push(Layer::LayerNorm, vec![x], None);
-        let pooled = p.push(Layer::GlobalAvgPool, vec![norm], None);
-        p.push(
-            Layer::Linear {
-                c_in: dim,
-                c_out: CLASSES,
-            },
-            vec![pooled],
-            Some(Slot {
-                cell: 1 + arch.depth(),
-                node: 3,
-            }),
-        );
+        push_proxy_head(&mut p, x, dim, 1 + arch.depth());
         Some(p)
     }
 
