@@ -1,4 +1,5 @@
-"""Shared by the table scripts: write rows as CSV, compressed with the `zstd` CLI (level 19)."""
+"""Shared by the table scripts: write rows as a zstd-compressed CSV (the `zstd` command-line
+tool, level 19), atomically (a temporary file renamed over the target)."""
 
 import csv
 import io

@@ -778,3 +778,90 @@ fn extra_benchmarks_bench_and_refuse_the_hypernetwork_task() {
         assert_clean_failure(&output, "has no candidate network");
     }
 }
+
+/// The ViT space on its embedded Auto-Prox table: train full HyperNAS (the tiny ViT candidate
+/// network) on a few rows, evaluate on the rest, export the generated weights; the
+/// from-scratch table and a bad string.
+#[test]
+fn vit_trains_with_candidate_networks_and_evaluates() {
+    let dir = TempDir::new().unwrap();
+    let model = dir.path().join("vit.safetensors");
+    let output = hypernas()
+        .args(["train", "--space", "autoformer", "--predictor", "hypernas"])
+        .args(["--train-size", "12", "--epochs", "1", "--out"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let output = hypernas()
+        .args(["eval", "--json", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["target"], "c100_kd_acc");
+    assert_eq!(json["metrics"]["n"], 188);
+    let arch =
+        "d=192;L=12;mlp=3.5,4.0,3.5,4.0,3.5,3.5,4.0,3.5,4.0,4.0,4.0,3.5;h=4,4,3,4,3,3,4,4,3,3,3,4";
+    let weights = dir.path().join("w.safetensors");
+    let output = hypernas()
+        .args(["weights", "--arch", arch, "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&weights)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+
+    let out_dir = dir.path().join("bench");
+    let output = hypernas()
+        .args(["bench", "vit", "--data", "vit-scratch", "--sizes", "20"])
+        .args([
+            "--seeds",
+            "1",
+            "--predictors",
+            "hypernas-p,mlp",
+            "--epochs",
+            "2",
+        ])
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("c100_base_acc"), "{stdout}");
+
+    let input = dir.path().join("bad.csv");
+    std::fs::write(&input, "arch,acc\n\"d=192;L=12;mlp=3.5;h=4\",1\n").unwrap();
+    let output = hypernas()
+        .args(["train", "--space", "vit", "--target", "acc", "--data"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("bad.safetensors"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "1 MLP ratios for depth 12");
+}
+
+/// The PiT space on its embedded Auto-Prox table: a tiny bench with full HyperNAS (the PiT
+/// candidate network) and NP.
+#[test]
+fn pit_benches_with_candidate_networks() {
+    let dir = TempDir::new().unwrap();
+    let out_dir = dir.path().join("bench");
+    let output = hypernas()
+        .args(["bench", "pit", "--sizes", "15", "--seeds", "1"])
+        .args(["--predictors", "hypernas,np", "--epochs", "1"])
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("| hypernas |") && stdout.contains("c100_kd_acc"),
+        "{stdout}"
+    );
+}

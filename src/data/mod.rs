@@ -97,6 +97,39 @@ const EMBEDDED: &[Embedded] = &[
         caveat: None,
         bytes: include_bytes!("../../data/nb_graph.csv.zst"),
     },
+    Embedded {
+        name: "vit",
+        spaces: &["vit"],
+        arch_col: "arch",
+        target: "c100_kd_acc",
+        bench_sizes: &[25, 50, 100],
+        caveat: Some(
+            "200 AutoFormer-Tiny sub-networks from Auto-Prox (CIFAR-100/Flowers/Chaoyang accuracies are distillation-trained runs, imagenet_super_acc inherits supernet weights): a small sample, not a full benchmark",
+        ),
+        bytes: include_bytes!("../../data/vit_autoformer.csv.zst"),
+    },
+    Embedded {
+        name: "vit-scratch",
+        spaces: &["vit"],
+        arch_col: "arch",
+        target: "c100_base_acc",
+        bench_sizes: &[25, 50],
+        caveat: Some(
+            "100 AutoFormer-Tiny sub-networks from Auto-Prox trained from scratch (and with distillation): a small sample, not a full benchmark",
+        ),
+        bytes: include_bytes!("../../data/vit_autoformer_scratch.csv.zst"),
+    },
+    Embedded {
+        name: "pit",
+        spaces: &["pit"],
+        arch_col: "arch",
+        target: "c100_kd_acc",
+        bench_sizes: &[25, 50],
+        caveat: Some(
+            "100 PiT sub-networks from Auto-Prox (trained from scratch and with distillation on CIFAR-100/Flowers/Chaoyang): a small sample, not a full benchmark",
+        ),
+        bytes: include_bytes!("../../data/pit_autoprox.csv.zst"),
+    },
 ];
 
 /// Names accepted by `--data` besides a path.

@@ -9,6 +9,8 @@ pub mod nb_graph;
 pub mod nb_macro;
 pub mod nb_nlp;
 pub mod tnb101;
+pub mod pit;
+pub mod vit;
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -220,6 +222,10 @@ pub const SPACE_NAMES: &[&str] = &[
     "tnb101-micro",
     "nb-nlp",
     "nb-graph",
+    "vit",
+    "vit-small",
+    "vit-base",
+    "pit",
 ];
 
 /// Look a space up by its command-line name.
@@ -241,6 +247,11 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         "tnb101-micro" | "transnas-micro" => Ok(Box::new(tnb101::Tnb101MicroSpace)),
         "nb-nlp" | "nas-bench-nlp" => Ok(Box::new(nb_nlp::NbNlpSpace)),
         "nb-graph" | "nas-bench-graph" => Ok(Box::new(nb_graph::NbGraphSpace)),
+        "vit" | "autoformer" | "autoformer-tiny" => Ok(Box::new(vit::VitSpace::default())),
+        // AutoFormer's larger spaces: no table labels them, but search and encoding work.
+        "vit-small" | "autoformer-small" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::SMALL))),
+        "vit-base" | "autoformer-base" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::BASE))),
+        "pit" => Ok(Box::new(pit::PitSpace)),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")

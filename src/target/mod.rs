@@ -8,7 +8,7 @@
 //! practice), so every weight of the candidate network comes from the hypernetwork.
 
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,26 @@ pub enum Layer {
         c_in: usize,
         c_out: usize,
     },
+    /// ViT's patch embedding: a `patch x patch` convolution with stride `patch`, no padding
+    /// and no bias, `[c_out, c_in, patch, patch]` generated weight. Its output is a map of
+    /// tokens: every position is a token, every channel a feature.
+    PatchEmbed {
+        patch: usize,
+        c_in: usize,
+        c_out: usize,
+    },
+    /// Multi-head self-attention over the positions of a map, without weights of its own: the
+    /// input's `3 * heads * head_dim` channels are the queries, keys and values (in that order,
+    /// each `heads` blocks of `head_dim` channels), the output is each head's
+    /// `softmax(q k^T / sqrt(head_dim)) v`, heads concatenated (`heads * head_dim` channels).
+    /// The generated projections are the 1x1 convolutions around it (timm's `qkv` and `proj`).
+    Attention {
+        heads: usize,
+        head_dim: usize,
+    },
+    /// Layer normalisation over the channels of every position (token), no affine.
+    LayerNorm,
+    Gelu,
 }
 
 impl Layer {
@@ -152,6 +172,7 @@ impl Layer {
                 ..
             } => Some((kernel, c_out, c_in / groups)),
             Layer::Linear { c_in, c_out } => Some((1, c_out, c_in)),
+            Layer::PatchEmbed { patch, c_in, c_out } => Some((patch, c_out, c_in)),
             _ => None,
         }
     }
@@ -174,6 +195,10 @@ impl Layer {
             Layer::Zero => "zero".into(),
             Layer::NormRelu => "norm_relu".into(),
             Layer::GlobalAvgPool => "global_avgpool".into(),
+            Layer::PatchEmbed { patch, .. } => format!("patch_embed{patch}x{patch}"),
+            Layer::Attention { heads, .. } => format!("attention_h{heads}"),
+            Layer::LayerNorm => "layernorm".into(),
+            Layer::Gelu => "gelu".into(),
         }
     }
 }
@@ -338,7 +363,47 @@ fn apply(layer: Layer, x: Value, weight: Option<&Tensor<4>>) -> Value {
                 Value::Map(_) => panic!("linear layer on a feature map"),
             }
         }
+        Layer::PatchEmbed { patch, .. } => {
+            let w = weight
+                .expect("patch embedding without a generated weight")
+                .clone();
+            let options = ConvOptions::new([patch, patch], [0, 0], [1, 1], 1);
+            Value::Map(conv2d(x.map(), w, None, options))
+        }
+        Layer::Attention { heads, head_dim } => Value::Map(attention(x.map(), heads, head_dim)),
+        Layer::LayerNorm => Value::Map(layer_norm(x.map())),
+        Layer::Gelu => Value::Map(gelu(x.map())),
     }
+}
+
+/// Multi-head self-attention of [`Layer::Attention`] on a `[B, 3 * heads * head_dim, H, W]`
+/// map whose `H * W` positions are the tokens.
+pub fn attention(x: Tensor<4>, heads: usize, head_dim: usize) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    assert_eq!(
+        c,
+        3 * heads * head_dim,
+        "attention input is not queries, keys and values"
+    );
+    let tokens = h * w;
+    let x: Tensor<4> = x.reshape([b, 3 * heads, head_dim, tokens]);
+    // [B, heads, tokens, head_dim] queries; keys and values stay [B, heads, head_dim, tokens]
+    let q = x.clone().narrow(1, 0, heads).swap_dims(2, 3);
+    let k = x.clone().narrow(1, heads, heads);
+    let v = x.narrow(1, 2 * heads, heads);
+    let scores = q.matmul(k).mul_scalar(1.0 / (head_dim as f64).sqrt());
+    // weights[i, j]: how much token i reads token j; out[d, i] = sum_j v[d, j] weights[i, j]
+    let weights = softmax(scores, 3);
+    v.matmul(weights.swap_dims(2, 3))
+        .reshape([b, heads * head_dim, h, w])
+}
+
+/// Normalisation over the channels of each position, no learned scale or shift.
+pub fn layer_norm(x: Tensor<4>) -> Tensor<4> {
+    let mean = x.clone().mean_dims(&[1]);
+    let centered = x - mean;
+    let var = centered.clone().powi_scalar(2).mean_dims(&[1]);
+    centered / var.add_scalar(NORM_EPS).sqrt()
 }
 
 const NORM_EPS: f64 = 1e-5;
@@ -466,6 +531,103 @@ mod tests {
         let want = ((lse([1.0, 2.0, 0.5]) - 2.0) + (lse([0.0, 0.0, 3.0]) - 0.0)) / 2.0;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         assert_eq!(correct(logits, &[1, 0]), 1);
+    }
+
+    #[test]
+    fn layer_norm_normalises_each_position_over_its_channels() {
+        let x = tensor4(
+            (0..24).map(|v| (v * v) as f32 * 0.3).collect(),
+            [2, 3, 2, 2],
+        );
+        let y: Vec<f32> = layer_norm(x).into_data().try_to_vec::<f32>().unwrap();
+        for b in 0..2 {
+            for pos in 0..4 {
+                let vals: Vec<f32> = (0..3).map(|ch| y[(b * 3 + ch) * 4 + pos]).collect();
+                let mean = vals.iter().sum::<f32>() / 3.0;
+                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
+                assert!(
+                    mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
+                    "{mean} {var}"
+                );
+            }
+        }
+    }
+
+    /// Attention on 3 tokens (a 1x3 map), 2 heads of dimension 1, against the formula.
+    #[test]
+    fn attention_matches_a_hand_computation() {
+        // channels: q (head 0, head 1), k (head 0, head 1), v (head 0, head 1); 3 tokens each
+        let q = [[1.0f32, 0.0, -1.0], [0.5, 2.0, 0.0]];
+        let k = [[0.0f32, 1.0, 2.0], [1.0, -1.0, 0.5]];
+        let v = [[1.0f32, 2.0, 3.0], [-1.0, 0.0, 4.0]];
+        let values: Vec<f32> = [q, k, v].iter().flatten().flatten().copied().collect();
+        let x = tensor4(values, [1, 6, 1, 3]);
+        let got: Vec<f32> = attention(x, 2, 1).into_data().try_to_vec().unwrap();
+        assert_eq!(got.len(), 6);
+        for head in 0..2 {
+            for i in 0..3 {
+                let scores: Vec<f32> = (0..3).map(|j| q[head][i] * k[head][j]).collect();
+                let total: f32 = scores.iter().map(|s| s.exp()).sum();
+                let want: f32 = (0..3).map(|j| scores[j].exp() / total * v[head][j]).sum();
+                let at = got[head * 3 + i];
+                assert!(
+                    (at - want).abs() < 1e-5,
+                    "head {head} token {i}: {at} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_tiny_vit_runs_with_the_shapes_it_declares() {
+        // 8x8 image -> 4x4 patches (4 tokens of 4 features) -> one block -> classifier
+        let (d, heads, head_dim) = (4, 2, 2);
+        let inner = heads * head_dim;
+        let mut p = ProxyProgram::default();
+        let slot = Some(Slot { cell: 0, node: 0 });
+        let linear = |c_in, c_out| Layer::conv_norm(1, 1, c_in, c_out).with_relu_norm(false, false);
+        let img = p.push(Layer::Image, vec![], None);
+        let embed = p.push(
+            Layer::PatchEmbed {
+                patch: 4,
+                c_in: 3,
+                c_out: d,
+            },
+            vec![img],
+            slot,
+        );
+        let x = embed;
+        let ln = p.push(Layer::LayerNorm, vec![x], None);
+        let qkv = p.push(linear(d, 3 * inner), vec![ln], slot);
+        let att = p.push(Layer::Attention { heads, head_dim }, vec![qkv], None);
+        let proj = p.push(linear(inner, d), vec![att], slot);
+        let x = p.push(Layer::Identity, vec![x, proj], None);
+        let fc1 = p.push(linear(d, 2 * d), vec![x], slot);
+        let act = p.push(Layer::Gelu, vec![fc1], None);
+        let fc2 = p.push(linear(2 * d, d), vec![act], slot);
+        let x = p.push(Layer::Identity, vec![x, fc2], None);
+        let gap = p.push(Layer::GlobalAvgPool, vec![x], None);
+        p.push(Layer::Linear { c_in: d, c_out: 3 }, vec![gap], slot);
+        let device = Device::flex();
+        let weights: Vec<Option<Tensor<4>>> = p
+            .nodes
+            .iter()
+            .map(|n| {
+                n.layer.weight_shape().map(|(k, o, i)| {
+                    let count = o * i * k * k;
+                    let v: Vec<f32> = (0..count)
+                        .map(|j| ((j * 7 % 11) as f32 - 5.0) * 0.05)
+                        .collect();
+                    Tensor::from_data(TensorData::new(v, [o, i, k, k]), &device)
+                })
+            })
+            .collect();
+        assert_eq!(weights[embed].as_ref().unwrap().dims(), [d, 3, 4, 4]);
+        let images = Tensor::<4>::ones([2, 3, 8, 8], &device);
+        let logits = p.forward(images, &weights);
+        assert_eq!(logits.dims(), [2, 3]);
+        let values: Vec<f32> = logits.into_data().try_to_vec().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
     }
 
     #[test]
