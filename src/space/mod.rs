@@ -3,8 +3,11 @@
 //! space never touches the predictor, training or CLI code.
 
 pub mod darts;
+pub mod mbconv;
+mod mbconv_common;
 pub mod nb101;
 pub mod nb201;
+pub mod ofa_mbv3;
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -193,7 +196,15 @@ impl<S: SearchSpace> DynSpace for S {
 }
 
 /// Names accepted by `--space`.
-pub const SPACE_NAMES: &[&str] = &["nb201", "nb201-unpruned", "nb101", "darts", "darts-search"];
+pub const SPACE_NAMES: &[&str] = &[
+    "nb201",
+    "nb201-unpruned",
+    "nb101",
+    "darts",
+    "darts-search",
+    "ofa-mbv3",
+    "anb-mbconv",
+];
 
 /// Look a space up by its command-line name.
 pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
@@ -210,6 +221,8 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         "darts-search" => Ok(Box::new(darts::DartsSpace {
             layers: darts::SEARCH_LAYERS,
         })),
+        "ofa-mbv3" | "ofa" | "mobilenetv3" => Ok(Box::new(ofa_mbv3::OfaMbv3Space)),
+        "anb-mbconv" | "anb" | "accel-nasbench" => Ok(Box::new(mbconv::AnbMbconvSpace)),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")
