@@ -103,5 +103,6 @@ def darts():
               ROOT / "data" / "darts.csv.zst")
 
 
-nb101()
-darts()
+if __name__ == "__main__":
+    nb101()
+    darts()

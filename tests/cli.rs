@@ -38,6 +38,24 @@ fn assert_clean_failure(output: &std::process::Output, needle: &str) {
     assert!(err.contains(needle), "'{needle}' not in: {err}");
 }
 
+/// The JSON header of a safetensors file (tensor names and shapes, metadata).
+fn safetensors_header(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[8..8 + len]).unwrap()
+}
+
+/// `hypernas weights` for `arch` with `model`, written to `out`.
+fn export_weights(model: &Path, arch: &str, out: &Path) -> std::process::Output {
+    hypernas()
+        .args(["weights", "--arch", arch, "--model"])
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 fn train_small(dir: &Path, predictor: &str, seed: u64, name: &str) -> PathBuf {
     let model = dir.join(name);
     hypernas()
@@ -400,19 +418,11 @@ fn hypernas_trains_on_images_and_exports_generated_weights() {
     assert_eq!(last["u"].as_array().unwrap().len(), 2);
 
     let weights = dir.path().join("w.safetensors");
-    let output = hypernas()
-        .args(["weights", "--arch", "333333", "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(&weights)
-        .output()
-        .unwrap();
+    let output = export_weights(&model, "333333", &weights);
     assert!(output.status.success(), "{}", stderr_of(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("held-out CIFAR-10 images"), "{stdout}");
-    let bytes = std::fs::read(&weights).unwrap();
-    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let header = safetensors_header(&weights);
     // stem + 3 cells x 6 convs + 2 residual blocks x 3 + classifier
     assert_eq!(header.as_object().unwrap().len() - 1, 1 + 18 + 6 + 1);
     assert_eq!(
@@ -428,13 +438,7 @@ fn hypernas_trains_on_images_and_exports_generated_weights() {
 
     // a model without a hypernetwork has no weights to export
     let plain = train_small(dir.path(), "np", 0, "np.safetensors");
-    let output = hypernas()
-        .args(["weights", "--arch", "333333", "--model"])
-        .arg(&plain)
-        .arg("--out")
-        .arg(dir.path().join("x.safetensors"))
-        .output()
-        .unwrap();
+    let output = export_weights(&plain, "333333", &dir.path().join("x.safetensors"));
     assert_clean_failure(&output, "no hypernetwork");
     assert!(!dir.path().join("x.safetensors").exists());
 }
@@ -517,13 +521,7 @@ fn nb101_and_darts_train_predict_and_export_weights() {
         assert_eq!(json["excluded_training_rows"], 20);
 
         let weights = dir.path().join(format!("{space}-w.safetensors"));
-        let output = hypernas()
-            .args(["weights", "--arch", arch, "--model"])
-            .arg(&model)
-            .arg("--out")
-            .arg(&weights)
-            .output()
-            .unwrap();
+        let output = export_weights(&model, arch, &weights);
         assert!(output.status.success(), "{space}: {}", stderr_of(&output));
         assert!(weights.exists());
     }
@@ -749,6 +747,58 @@ fn predictor_guided_search_on_the_table() {
     assert!(run_dir.join("predicted.svg").exists());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("best after 16 queries"), "{stdout}");
+}
+
+/// The two MBConv spaces on their embedded tables: a tiny bench, and OFA-MobileNetV3 with the
+/// hypernetwork task from training to exported weights, the architecture given in the
+/// DyNAS-T data's own form.
+#[test]
+fn mbconv_spaces_bench_and_export_weights() {
+    let dir = TempDir::new().unwrap();
+    for space in ["ofa-mbv3", "anb-mbconv"] {
+        let out_dir = dir.path().join(space);
+        let output = hypernas()
+            .args(["bench", space, "--sizes", "20", "--seeds", "1"])
+            .args(["--predictors", "np,hypernas-p,mlp", "--epochs", "2"])
+            .args(["--jobs", "2", "--out-dir"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{space}: {}", stderr_of(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("| hypernas-p |"), "{stdout}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["runs"].as_array().unwrap().len(), 3);
+        assert!(json["caveat"].as_str().is_some(), "{space}: {json}");
+    }
+
+    let model = dir.path().join("ofa.safetensors");
+    let output = hypernas()
+        .args(["train", "--space", "ofa", "--predictor", "hypernas"])
+        .args(["--train-size", "16", "--epochs", "1", "--out"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let weights = dir.path().join("ofa-w.safetensors");
+    let data_form = "5,7,5,5,3,3,3,7,5,5,3,7,7,3,3,3,5,5,5,5;4,3,4,4,4,6,3,4,4,3,4,3,3,6,6,6,4,3,4,4;2,3,2,4,3;224";
+    let output = export_weights(&model, data_form, &weights);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let header = safetensors_header(&weights);
+    // stem, first block (dw + project), 14 layers x (expand, dw, project), head conv, linear
+    assert_eq!(header.as_object().unwrap().len() - 1, 1 + 2 + 14 * 3 + 2);
+    assert!(
+        header
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.ends_with("dwconv7x7"))
+    );
+
+    let output = export_weights(&model, "ks=3;e=3;d=2", &dir.path().join("x.safetensors"));
+    assert_clean_failure(&output, "ks has 1 values");
 }
 
 /// The extra benchmarks (no candidate networks): a tiny bench on each embedded table, and

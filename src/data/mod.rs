@@ -130,6 +130,28 @@ const EMBEDDED: &[Embedded] = &[
         ),
         bytes: include_bytes!("../../data/pit_autoprox.csv.zst"),
     },
+    Embedded {
+        name: "ofa-mbv3",
+        spaces: &["ofa-mbv3"],
+        arch_col: "arch",
+        target: "top1",
+        bench_sizes: &[50, 100, 200],
+        caveat: Some(
+            "a search-biased sample: 2,162 OFA-MobileNetV3 sub-networks visited by DyNAS-T's evolutionary searches (ImageNet top-1 71-77.5 % with inherited supernet weights), not a uniform sample of the space",
+        ),
+        bytes: include_bytes!("../../data/ofa_mbv3.csv.zst"),
+    },
+    Embedded {
+        name: "anb-mbconv",
+        spaces: &["anb-mbconv"],
+        arch_col: "arch",
+        target: "val_top1",
+        bench_sizes: &[50, 100, 200],
+        caveat: Some(
+            "Accel-NASBench labels: ImageNet top-1 after the benchmark's short proxy training schedule (42.9-67.1 %), not full-schedule accuracies",
+        ),
+        bytes: include_bytes!("../../data/anb_mbconv.csv.zst"),
+    },
 ];
 
 /// Names accepted by `--data` besides a path.

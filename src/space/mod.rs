@@ -3,6 +3,8 @@
 //! space never touches the predictor, training or CLI code.
 
 pub mod darts;
+pub mod mbconv;
+mod mbconv_common;
 pub mod nb101;
 pub mod nb201;
 pub mod nb_graph;
@@ -11,6 +13,7 @@ pub mod nb_nlp;
 pub mod tnb101;
 pub mod pit;
 pub mod vit;
+pub mod ofa_mbv3;
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -226,6 +229,8 @@ pub const SPACE_NAMES: &[&str] = &[
     "vit-small",
     "vit-base",
     "pit",
+    "ofa-mbv3",
+    "anb-mbconv",
 ];
 
 /// Look a space up by its command-line name.
@@ -252,6 +257,8 @@ pub fn by_name(name: &str) -> Result<Box<dyn DynSpace>, ArchError> {
         "vit-small" | "autoformer-small" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::SMALL))),
         "vit-base" | "autoformer-base" => Ok(Box::new(vit::VitSpace::new(vit::VitRanges::BASE))),
         "pit" => Ok(Box::new(pit::PitSpace)),
+        "ofa-mbv3" | "ofa" | "mobilenetv3" => Ok(Box::new(ofa_mbv3::OfaMbv3Space)),
+        "anb-mbconv" | "anb" | "accel-nasbench" => Ok(Box::new(mbconv::AnbMbconvSpace)),
         other => Err(ArchError::new(format!(
             "unknown search space '{other}' (known: {})",
             SPACE_NAMES.join(", ")
