@@ -162,7 +162,7 @@ pub enum RankChoice {
 }
 
 /// Step cap of every fit inside a search when `--max-steps` is not given: a search refits
-/// many times, and on validation seeds (README, "Search") fits capped at 600 steps guided the
+/// many times, and on validation seeds (README, "Search on NAS-Bench-201") fits capped at 600 steps guided the
 /// search as well as the full schedule at under half the cost.
 const SEARCH_MAX_STEPS: usize = 600;
 

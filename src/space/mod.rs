@@ -10,10 +10,10 @@ pub mod nb201;
 pub mod nb_graph;
 pub mod nb_macro;
 pub mod nb_nlp;
-pub mod tnb101;
-pub mod pit;
-pub mod vit;
 pub mod ofa_mbv3;
+pub mod pit;
+pub mod tnb101;
+pub mod vit;
 
 use std::fmt::Debug;
 use std::hash::Hash;
