@@ -728,6 +728,38 @@ fn failed_evaluations_are_retried_then_recorded() {
     }
 }
 
+/// A search whose every evaluation fails still ends cleanly: journal and summary, no best.
+#[test]
+fn a_search_with_no_successful_evaluation_ends_cleanly() {
+    let dir = TempDir::new().unwrap();
+    let run_dir = dir.path().join("run");
+    let output = hypernas()
+        .args(["search", "--space", "nb201", "--strategy", "random"])
+        .args([
+            "--budget",
+            "3",
+            "--retries",
+            "0",
+            "--evaluate-cmd",
+            "echo {arch} has no accuracy",
+        ])
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("no successful evaluation in 3 queries")
+    );
+    assert_eq!(journal_lines(&run_dir.join("journal.jsonl")).len(), 3);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["failed"], 3);
+    assert!(summary["best"].is_null());
+    assert!(!run_dir.join("best.txt").exists());
+}
+
 /// Predictor-guided search on the embedded NB201 table.
 #[test]
 fn predictor_guided_search_on_the_table() {

@@ -394,17 +394,20 @@ fn write_search_outputs(
         Strategy::Predictor => format!("{kind}-guided"),
         other => other.to_string(),
     };
-    plot::line_plot_svg(
-        &dir.join("best.svg"),
-        &format!("{}: best accuracy found ({label})", space.name()),
-        "queries",
-        "best accuracy so far",
-        &[plot::Series {
-            name: label.clone(),
-            points: curve.iter().map(|&(q, b)| (q as f64, b, 0.0)).collect(),
-        }],
-        false,
-    )?;
+    // with no successful evaluation there is no curve to draw (summary.json says so)
+    if !curve.is_empty() {
+        plot::line_plot_svg(
+            &dir.join("best.svg"),
+            &format!("{}: best accuracy found ({label})", space.name()),
+            "queries",
+            "best accuracy so far",
+            &[plot::Series {
+                name: label.clone(),
+                points: curve.iter().map(|&(q, b)| (q as f64, b, 0.0)).collect(),
+            }],
+            false,
+        )?;
+    }
     let scored: Vec<(f64, f64)> = records
         .iter()
         .filter_map(|r| Some((r.predicted?, r.ok_accuracy()?)))
