@@ -886,14 +886,7 @@ fn vit_trains_with_candidate_networks_and_evaluates() {
     assert_eq!(json["metrics"]["n"], 188);
     let arch =
         "d=192;L=12;mlp=3.5,4.0,3.5,4.0,3.5,3.5,4.0,3.5,4.0,4.0,4.0,3.5;h=4,4,3,4,3,3,4,4,3,3,3,4";
-    let weights = dir.path().join("w.safetensors");
-    let output = hypernas()
-        .args(["weights", "--arch", arch, "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(&weights)
-        .output()
-        .unwrap();
+    let output = export_weights(&model, arch, &dir.path().join("w.safetensors"));
     assert!(output.status.success(), "{}", stderr_of(&output));
 
     let out_dir = dir.path().join("bench");
