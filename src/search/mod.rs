@@ -12,6 +12,7 @@ pub mod journal;
 pub mod oracle;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
@@ -214,8 +215,132 @@ impl Surrogate for FitSurrogate<'_> {
 /// can only answer for those).
 pub struct Candidates<'a> {
     space: &'a dyn DynSpace,
-    /// identity -> canonical string of the allowed architectures, and the list to sample from.
-    pool: Option<(HashMap<String, String>, Vec<String>)>,
+    pool: Option<Pool>,
+}
+
+/// The architectures of a table, the only ones a table oracle can answer for.
+struct Pool {
+    /// identity -> canonical string of each member.
+    canonical: HashMap<String, String>,
+    /// The members' canonical strings, to sample from.
+    list: Vec<String>,
+    /// Identity of each entry of `list`, and the first entry of each identity.
+    identities: Vec<String>,
+    index: HashMap<String, usize>,
+    /// Flat encodings of the entries of `list`, row-major, to project mutations onto the pool.
+    flat: Vec<f32>,
+    dim: usize,
+    /// Per parent row: all rows ordered by distance from it (memo; see [`Pool::nearest`]).
+    by_distance: Mutex<HashMap<usize, DistanceOrder>>,
+}
+
+/// (distance from a parent row, row), nearest first.
+type DistanceOrder = Arc<Vec<(f32, usize)>>;
+
+/// Dimensions summed between checks against the best distance so far.
+const DISTANCE_CHUNK: usize = 16;
+
+/// Parents whose distance orders are kept; a search visits far fewer best architectures.
+const DISTANCE_MEMO: usize = 4096;
+
+impl Pool {
+    fn new(archs: &[EncodedArch]) -> Self {
+        let dim = archs.first().map_or(0, |a| a.flat.len());
+        let mut index = HashMap::new();
+        for (i, a) in archs.iter().enumerate() {
+            index.entry(a.identity.clone()).or_insert(i);
+        }
+        Self {
+            canonical: archs
+                .iter()
+                .map(|a| (a.identity.clone(), a.canonical.clone()))
+                .collect(),
+            list: archs.iter().map(|a| a.canonical.clone()).collect(),
+            identities: archs.iter().map(|a| a.identity.clone()).collect(),
+            index,
+            flat: archs.iter().flat_map(|a| a.flat.iter().copied()).collect(),
+            dim,
+            by_distance: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn row(&self, i: usize) -> &[f32] {
+        &self.flat[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// L1 distance, or something above `bound` once the partial sum passes it.
+    fn distance(a: &[f32], b: &[f32], bound: f32) -> f32 {
+        let mut sum = 0.0f32;
+        for (x, y) in a.chunks(DISTANCE_CHUNK).zip(b.chunks(DISTANCE_CHUNK)) {
+            sum += x.iter().zip(y).map(|(p, q)| (p - q).abs()).sum::<f32>();
+            if sum > bound {
+                break;
+            }
+        }
+        sum
+    }
+
+    /// All rows ordered by distance from row `parent` (ties by row).
+    fn order_from(&self, parent: usize) -> DistanceOrder {
+        let mut memo = self.by_distance.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(order) = memo.get(&parent) {
+            return Arc::clone(order);
+        }
+        let origin = self.row(parent);
+        let mut order: Vec<(f32, usize)> = (0..self.list.len())
+            .map(|i| (Self::distance(self.row(i), origin, f32::INFINITY), i))
+            .collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let order = Arc::new(order);
+        if memo.len() >= DISTANCE_MEMO {
+            memo.clear();
+        }
+        memo.insert(parent, Arc::clone(&order));
+        order
+    }
+
+    /// The member closest to `child` (L1 distance of the flat encodings; ties drawn at
+    /// random), other than `parent` (an identity in the pool).
+    ///
+    /// Why: a table of a few thousand networks from a space of 10^10 or more holds almost no
+    /// one-mutation neighbour of any member, so without this, mutation-based search on such a
+    /// table degrades to random sampling.
+    ///
+    /// Rows are visited by distance from the parent: by the triangle inequality no row farther
+    /// from the parent than `best + |child - parent|` can be closer to the child, so the scan
+    /// stops there (with a little slack for rounding, so ties are all seen).
+    fn nearest(&self, child: &[f32], parent: &str, rng: &mut ChaCha8Rng) -> Option<String> {
+        let &p = self.index.get(parent)?;
+        if child.len() != self.dim {
+            return None;
+        }
+        let gap = Self::distance(child, self.row(p), f32::INFINITY);
+        let mut best: Option<(f32, usize)> = None;
+        let mut ties = 0u32;
+        for &(from_parent, i) in self.order_from(p).iter() {
+            let bound = best.map_or(f32::INFINITY, |(d, _)| d);
+            if from_parent - gap > bound + 1e-3 {
+                break;
+            }
+            if self.identities[i] == parent {
+                continue;
+            }
+            let distance = Self::distance(self.row(i), child, bound);
+            if distance > bound {
+                continue;
+            }
+            if distance == bound {
+                ties += 1;
+                if rng.random_range(0..ties) == 0 {
+                    best = Some((distance, i));
+                }
+            } else {
+                best = Some((distance, i));
+                ties = 1;
+            }
+        }
+        best.map(|(_, i)| self.identities[i].clone())
+    }
 }
 
 impl<'a> Candidates<'a> {
@@ -223,29 +348,30 @@ impl<'a> Candidates<'a> {
         Self { space, pool: None }
     }
 
-    /// Only `archs` (their canonical strings); mutations leaving the pool are redrawn.
+    /// Only `archs` (their canonical strings); mutations leaving the pool are projected onto
+    /// its nearest member.
     pub fn pool(space: &'a dyn DynSpace, archs: &[EncodedArch]) -> Self {
-        let map = archs
-            .iter()
-            .map(|a| (a.identity.clone(), a.canonical.clone()))
-            .collect();
-        let list = archs.iter().map(|a| a.canonical.clone()).collect();
         Self {
             space,
-            pool: Some((map, list)),
+            pool: Some(Pool::new(archs)),
         }
     }
 
     fn size(&self) -> Option<usize> {
-        self.pool.as_ref().map(|(_, list)| list.len())
+        self.pool.as_ref().map(|p| p.list.len())
     }
 
     /// The canonical string and identity of `text`, if it is an allowed architecture.
     fn admit(&self, text: &str) -> Option<(String, String)> {
         let encoded = self.space.encode(text).ok()?;
+        self.admit_encoded(encoded)
+    }
+
+    fn admit_encoded(&self, encoded: EncodedArch) -> Option<(String, String)> {
         match &self.pool {
             None => Some((encoded.canonical, encoded.identity)),
-            Some((map, _)) => map
+            Some(pool) => pool
+                .canonical
                 .get(&encoded.identity)
                 .map(|c| (c.clone(), encoded.identity)),
         }
@@ -253,8 +379,8 @@ impl<'a> Candidates<'a> {
 
     fn sample(&self, rng: &mut ChaCha8Rng) -> (String, String) {
         match &self.pool {
-            Some((_, list)) => self
-                .admit(list.choose(rng).expect("non-empty pool"))
+            Some(pool) => self
+                .admit(pool.list.choose(rng).expect("non-empty pool"))
                 .expect("pool members are admitted"),
             None => {
                 let text = self.space.sample_string(rng);
@@ -263,28 +389,75 @@ impl<'a> Candidates<'a> {
         }
     }
 
-    /// One random mutation of `parent`, if it is allowed (no walking on, no fallback: a
-    /// neighbourhood outside a sparse pool is empty).
+    /// One random mutation of `parent`; in a table pool that lacks the mutated network, the
+    /// pool member nearest to it instead (see [`Pool::nearest`]).
     fn neighbour(&self, parent: &str, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
-        let child = self.space.mutate_string(parent, rng).ok()?;
-        self.admit(&child)
+        let parent_identity = || self.space.encode(parent).ok().map(|p| p.identity);
+        self.step(parent, &parent_identity, rng)
+            .map(|step| step.admitted)
     }
 
-    /// A mutation of `parent` that is allowed; falls back to a sample after many misses.
-    fn mutate(&self, parent: &str, rng: &mut ChaCha8Rng) -> (String, String) {
+    /// A mutation of `parent` for evolution. In a table pool, when the nearest member is one
+    /// in `seen`, the walk goes on from the mutated network, so evolution keeps moving where
+    /// a parent's nearest members are all evaluated. A sample if nothing new turns up.
+    fn mutate(
+        &self,
+        parent: &str,
+        seen: &HashSet<String>,
+        rng: &mut ChaCha8Rng,
+    ) -> (String, String) {
+        let parent_identity = || self.space.encode(parent).ok().map(|p| p.identity);
         let mut current = parent.to_string();
         for _ in 0..100 {
-            let Ok(child) = self.space.mutate_string(&current, rng) else {
+            let Some(step) = self.step(&current, &parent_identity, rng) else {
                 break;
             };
-            if let Some(admitted) = self.admit(&child) {
-                return admitted;
+            if !step.projected || !seen.contains(&step.admitted.1) {
+                return step.admitted;
             }
-            // in a sparse pool, walk on from the unadmitted child
-            current = child;
+            current = step.mutated;
         }
         self.sample(rng)
     }
+
+    /// Mutate `from` and admit the result, projecting it onto the pool if needed (never onto
+    /// `parent`).
+    fn step(
+        &self,
+        from: &str,
+        parent: &dyn Fn() -> Option<String>,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Step> {
+        let mutated = self.space.mutate_string(from, rng).ok()?;
+        let child = self.space.encode(&mutated).ok()?;
+        let direct = |child| {
+            Some(Step {
+                admitted: self.admit_encoded(child)?,
+                mutated: String::new(),
+                projected: false,
+            })
+        };
+        let Some(pool) = &self.pool else {
+            return direct(child);
+        };
+        if pool.canonical.contains_key(&child.identity) {
+            return direct(child);
+        }
+        let nearest = pool.nearest(&child.flat, &parent()?, rng)?;
+        Some(Step {
+            admitted: (pool.canonical[&nearest].clone(), nearest),
+            mutated,
+            projected: true,
+        })
+    }
+}
+
+/// One mutation as admitted: the canonical string and identity, and whether it is a pool
+/// member projected from `mutated` (outside the pool).
+struct Step {
+    admitted: (String, String),
+    mutated: String,
+    projected: bool,
 }
 
 /// Progress of a running search, for the command line.
@@ -538,11 +711,8 @@ fn propose<'s>(
                         .copied(),
                 )
                 .expect("non-empty tournament");
-                push_new(
-                    &mut out,
-                    &mut seen,
-                    candidates.mutate(&parent.arch, &mut rng),
-                );
+                let child = candidates.mutate(&parent.arch, &seen, &mut rng);
+                push_new(&mut out, &mut seen, child);
             }
         }
         Strategy::Predictor | Strategy::Local if ok.len() < settings.initial => {
@@ -628,7 +798,7 @@ const NEIGHBOURHOOD_MISSES: usize = 100;
 /// Candidates of a predictor round: the unevaluated neighbours of the best architecture so
 /// far (of the next best only while fewer than `top_k` are found; up to `LOCAL_PARENTS`
 /// parents), plus an `explore` share of random samples. A round whose neighbourhoods come up
-/// short of `top_k` (a local optimum everywhere, or a sparse table pool that mutations miss)
+/// short of `top_k` (a local optimum everywhere, or a table pool whose nearby rows are spent)
 /// is filled with random candidates instead.
 ///
 /// Why local: on validation seeds, scoring 1,000 mutations of the ten best and random samples
@@ -703,10 +873,11 @@ fn random_candidates(
     if wanted == 0 {
         return Vec::new();
     }
-    if let Some((_, list)) = &candidates.pool
-        && list.len() <= wanted + seen.len()
+    if let Some(pool) = &candidates.pool
+        && pool.list.len() <= wanted + seen.len()
     {
-        return list
+        return pool
+            .list
             .iter()
             .filter_map(|a| candidates.admit(a))
             .filter(|(_, id)| seen.insert(id.clone()))
@@ -967,6 +1138,115 @@ mod tests {
         let again = search(&s(40), space.as_ref(), &truth, &path, Some(&mut resumed));
         assert_eq!(again, full);
         assert_eq!(resumed.fits, vec![20, 30]);
+    }
+
+    fn l1(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum()
+    }
+
+    #[test]
+    fn the_nearest_pool_member_is_a_closest_one_other_than_the_parent() {
+        use crate::encoding::{CellGraph, GlobalEncoding};
+        let member = |id: &str, flat: [f32; 3]| EncodedArch {
+            canonical: id.to_string(),
+            identity: id.to_string(),
+            cell: CellGraph::chain(vec![0]),
+            global: GlobalEncoding { cells: Vec::new() },
+            flat: flat.to_vec(),
+        };
+        let pool = Pool::new(&[
+            member("parent", [1.0, 0.0, 0.0]),
+            member("far", [0.0, 0.0, 1.0]),
+            member("near-a", [0.0, 1.0, 0.0]),
+            member("near-b", [0.5, 0.5, 0.0]),
+        ]);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut drawn = HashSet::new();
+        for _ in 0..50 {
+            drawn.insert(pool.nearest(&[1.0, 0.0, 0.0], "parent", &mut rng).unwrap());
+        }
+        // near-b is closest (1.0); the parent itself (0.0) is never returned
+        assert_eq!(drawn, HashSet::from(["near-b".to_string()]));
+        // both at distance 0.5 from the child: ties are drawn at random, so both come up
+        drawn.clear();
+        for _ in 0..50 {
+            drawn.insert(
+                pool.nearest(&[0.25, 0.75, 0.0], "parent", &mut rng)
+                    .unwrap(),
+            );
+        }
+        assert_eq!(drawn.len(), 2, "{drawn:?}");
+        assert!(!drawn.contains("far") && !drawn.contains("parent"));
+    }
+
+    #[test]
+    fn the_pruned_nearest_search_matches_a_full_scan() {
+        use crate::encoding::{CellGraph, GlobalEncoding};
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let vector = |rng: &mut ChaCha8Rng| -> Vec<f32> {
+            (0..37).map(|_| rng.random_range(0.0..1.0)).collect()
+        };
+        let members: Vec<EncodedArch> = (0..300)
+            .map(|i| EncodedArch {
+                canonical: i.to_string(),
+                identity: i.to_string(),
+                cell: CellGraph::chain(vec![0]),
+                global: GlobalEncoding { cells: Vec::new() },
+                flat: vector(&mut rng),
+            })
+            .collect();
+        let pool = Pool::new(&members);
+        for trial in 0..200 {
+            let parent = &members[trial % members.len()];
+            // children near the parent (as mutations are) and anywhere
+            let child: Vec<f32> = if trial % 2 == 0 {
+                parent
+                    .flat
+                    .iter()
+                    .map(|x| x + rng.random_range(-0.2..0.2))
+                    .collect()
+            } else {
+                vector(&mut rng)
+            };
+            let found = pool.nearest(&child, &parent.identity, &mut rng).unwrap();
+            let found_distance = l1(&members[found.parse::<usize>().unwrap()].flat, &child);
+            let best = members
+                .iter()
+                .filter(|m| m.identity != parent.identity)
+                .map(|m| l1(&m.flat, &child))
+                .fold(f32::INFINITY, f32::min);
+            assert!(
+                (found_distance - best).abs() < 1e-4,
+                "{found_distance} vs {best}"
+            );
+        }
+    }
+
+    #[test]
+    fn mutations_in_a_sparse_pool_land_on_nearby_members() {
+        let (space, archs, _) = nb201();
+        // one row in 16: most one-edit neighbours of a member are missing
+        let sparse: Vec<EncodedArch> = archs.iter().step_by(16).cloned().collect();
+        let flat: HashMap<&str, &[f32]> = sparse
+            .iter()
+            .map(|a| (a.canonical.as_str(), a.flat.as_slice()))
+            .collect();
+        let candidates = Candidates::pool(space.as_ref(), &sparse);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut near, mut random) = (0.0, 0.0);
+        let trials = 200;
+        for i in 0..trials {
+            let parent = &sparse[i * 5 % sparse.len()];
+            let (child, identity) = candidates.neighbour(&parent.canonical, &mut rng).unwrap();
+            assert_ne!(identity, parent.identity);
+            near += l1(flat[child.as_str()], &parent.flat);
+            let (other, _) = candidates.sample(&mut rng);
+            random += l1(flat[other.as_str()], &parent.flat);
+        }
+        let (near, random) = (near / trials as f32, random / trials as f32);
+        // each differing edge counts 2 in the one-hot encoding: the mutation is one edge away,
+        // the nearest member to it mostly one more; a random member about 4.7 edges away
+        assert!(near <= 4.5 && random > 8.0, "near {near}, random {random}");
     }
 
     #[test]
