@@ -51,8 +51,12 @@ use crate::train::{self, OptimizerKind, TrainConfig};
         surrogate labels), nb-macro (all 6,561 NAS-Bench-Macro networks, CIFAR-10), \
         tnb101-micro (all 4,096 TransNAS-Bench-101 micro cells, 7 Taskonomy tasks), nb-nlp \
         (263 NAS-Bench-NLP recurrent cells, WikiText-2), nb-graph (all 26,206 NAS-Bench-Graph \
-        GNNs, validation accuracy on 8 node-classification data sets). Any CSV or JSON-lines file with an architecture column and numeric \
-        target columns works too. The hypernetwork task of \
+        GNNs, validation accuracy on 8 node-classification data sets), vit (200 \
+        AutoFormer-Tiny networks, distillation-trained accuracies), vit-scratch (100 of them \
+        trained from scratch), pit (100 PiT networks), ofa-mbv3 (2,162 OFA-MobileNetV3 \
+        sub-networks, ImageNet top-1, a search-biased sample), anb-mbconv (5,125 \
+        Accel-NASBench MBConv networks, ImageNet proxy-schedule top-1). Any CSV or JSON-lines \
+        file with an architecture column and numeric target columns works too. The hypernetwork task of \
         hypernas / hypernas-h runs on an embedded balanced CIFAR-10 subset (1,000 training + \
         500 test images) unless --aux-data names the full binary batches."
 )]
@@ -274,4 +278,22 @@ fn load_labelled(
         target,
         caveat: table.caveat,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_help_names_every_embedded_data_set() {
+        let help = Cli::command()
+            .get_long_about()
+            .expect("long help")
+            .to_string();
+        for name in crate::data::embedded_names() {
+            assert!(help.contains(&format!("{name} (")), "--help lacks {name}");
+        }
+    }
 }
