@@ -348,8 +348,8 @@ impl<'a> Candidates<'a> {
         Self { space, pool: None }
     }
 
-    /// Only `archs` (their canonical strings); mutations leaving the pool are projected onto
-    /// its nearest member.
+    /// Only `archs` (their canonical strings); evolution's mutations that leave the pool are
+    /// projected onto its nearest member.
     pub fn pool(space: &'a dyn DynSpace, archs: &[EncodedArch]) -> Self {
         Self {
             space,
@@ -389,27 +389,29 @@ impl<'a> Candidates<'a> {
         }
     }
 
-    /// One random mutation of `parent`; in a table pool that lacks the mutated network, the
-    /// pool member nearest to it instead (see [`Pool::nearest`]).
+    /// One random mutation of `parent`, if it is allowed. Not projected onto a table (unlike
+    /// [`Candidates::mutate`]): on a sparse table a predictor round then finds no neighbours
+    /// and scores random rows, or the whole table, which found better architectures than
+    /// projected neighbourhoods on validation seeds (README, "Search on sampled tables").
     fn neighbour(&self, parent: &str, rng: &mut ChaCha8Rng) -> Option<(String, String)> {
-        let parent_identity = || self.space.encode(parent).ok().map(|p| p.identity);
-        self.step(parent, &parent_identity, rng)
-            .map(|step| step.admitted)
+        let child = self.space.mutate_string(parent, rng).ok()?;
+        self.admit(&child)
     }
 
-    /// A mutation of `parent` for evolution. In a table pool, when the nearest member is one
-    /// in `seen`, the walk goes on from the mutated network, so evolution keeps moving where
-    /// a parent's nearest members are all evaluated. A sample if nothing new turns up.
+    /// A mutation of `parent` for evolution: in a table pool that lacks the mutated network,
+    /// the pool member nearest to it (see [`Pool::nearest`]); while that member is in `seen`,
+    /// the walk goes on from the mutated network, so evolution keeps moving where a parent's
+    /// nearest members are all evaluated. A sample if nothing new turns up.
     fn mutate(
         &self,
         parent: &str,
         seen: &HashSet<String>,
         rng: &mut ChaCha8Rng,
     ) -> (String, String) {
-        let parent_identity = || self.space.encode(parent).ok().map(|p| p.identity);
+        let parent_identity = self.space.encode(parent).ok().map(|p| p.identity);
         let mut current = parent.to_string();
         for _ in 0..100 {
-            let Some(step) = self.step(&current, &parent_identity, rng) else {
+            let Some(step) = self.step(&current, parent_identity.as_deref(), rng) else {
                 break;
             };
             if !step.projected || !seen.contains(&step.admitted.1) {
@@ -422,12 +424,7 @@ impl<'a> Candidates<'a> {
 
     /// Mutate `from` and admit the result, projecting it onto the pool if needed (never onto
     /// `parent`).
-    fn step(
-        &self,
-        from: &str,
-        parent: &dyn Fn() -> Option<String>,
-        rng: &mut ChaCha8Rng,
-    ) -> Option<Step> {
+    fn step(&self, from: &str, parent: Option<&str>, rng: &mut ChaCha8Rng) -> Option<Step> {
         let mutated = self.space.mutate_string(from, rng).ok()?;
         let child = self.space.encode(&mutated).ok()?;
         let direct = |child| {
@@ -443,7 +440,7 @@ impl<'a> Candidates<'a> {
         if pool.canonical.contains_key(&child.identity) {
             return direct(child);
         }
-        let nearest = pool.nearest(&child.flat, &parent()?, rng)?;
+        let nearest = pool.nearest(&child.flat, parent?, rng)?;
         Some(Step {
             admitted: (pool.canonical[&nearest].clone(), nearest),
             mutated,
@@ -798,7 +795,7 @@ const NEIGHBOURHOOD_MISSES: usize = 100;
 /// Candidates of a predictor round: the unevaluated neighbours of the best architecture so
 /// far (of the next best only while fewer than `top_k` are found; up to `LOCAL_PARENTS`
 /// parents), plus an `explore` share of random samples. A round whose neighbourhoods come up
-/// short of `top_k` (a local optimum everywhere, or a table pool whose nearby rows are spent)
+/// short of `top_k` (a local optimum everywhere, or a sparse table pool that mutations miss)
 /// is filled with random candidates instead.
 ///
 /// Why local: on validation seeds, scoring 1,000 mutations of the ten best and random samples
@@ -1237,7 +1234,7 @@ mod tests {
         let trials = 200;
         for i in 0..trials {
             let parent = &sparse[i * 5 % sparse.len()];
-            let (child, identity) = candidates.neighbour(&parent.canonical, &mut rng).unwrap();
+            let (child, identity) = candidates.mutate(&parent.canonical, &HashSet::new(), &mut rng);
             assert_ne!(identity, parent.identity);
             near += l1(flat[child.as_str()], &parent.flat);
             let (other, _) = candidates.sample(&mut rng);
