@@ -414,10 +414,10 @@ impl<'a> Candidates<'a> {
             let Some(step) = self.step(&current, parent_identity.as_deref(), rng) else {
                 break;
             };
-            if !step.projected || !seen.contains(&step.admitted.1) {
-                return step.admitted;
+            match step.projected_from {
+                Some(mutated) if seen.contains(&step.admitted.1) => current = mutated,
+                _ => return step.admitted,
             }
-            current = step.mutated;
         }
         self.sample(rng)
     }
@@ -430,8 +430,7 @@ impl<'a> Candidates<'a> {
         let direct = |child| {
             Some(Step {
                 admitted: self.admit_encoded(child)?,
-                mutated: String::new(),
-                projected: false,
+                projected_from: None,
             })
         };
         let Some(pool) = &self.pool else {
@@ -443,18 +442,16 @@ impl<'a> Candidates<'a> {
         let nearest = pool.nearest(&child.flat, parent?, rng)?;
         Some(Step {
             admitted: (pool.canonical[&nearest].clone(), nearest),
-            mutated,
-            projected: true,
+            projected_from: Some(mutated),
         })
     }
 }
 
-/// One mutation as admitted: the canonical string and identity, and whether it is a pool
-/// member projected from `mutated` (outside the pool).
+/// One mutation as admitted: the canonical string and identity, and, for a pool member
+/// projected from a mutated network outside the pool, that network.
 struct Step {
     admitted: (String, String),
-    mutated: String,
-    projected: bool,
+    projected_from: Option<String>,
 }
 
 /// Progress of a running search, for the command line.
